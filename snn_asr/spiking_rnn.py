@@ -1,0 +1,177 @@
+"""``SpikingRNN``: a multi-layer spiking recurrent encoder with SpeechBrain's RNN interface."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from .neurons import NEURONS, NeuronState
+from .quantizer import SpikeQuantizer
+
+
+def valid_frames(lengths: Optional[torch.Tensor], batch: int, time: int, device) -> Optional[torch.Tensor]:
+    """(batch, time) bool mask of real frames from SpeechBrain's relative ``lengths``; ``None`` if none."""
+    if lengths is None:
+        return None
+    frames = torch.round(lengths.to(device).float() * time).long().clamp(1, time)
+    return torch.arange(time, device=device).unsqueeze(0) < frames.unsqueeze(1)
+
+
+def reverse_valid(x: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+    """Reverses each sequence of (batch, time, ...) within its own length; padding stays at the end."""
+    time = x.shape[1]
+    if valid is None:
+        return x.flip(1)
+    frames = valid.sum(1, keepdim=True)
+    index = torch.arange(time, device=x.device).unsqueeze(0)
+    source = torch.where(index < frames, frames - 1 - index, index)
+    source = source.view(*source.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, source)
+
+
+class SpikingRNN(nn.Module):
+    """Multi-layer spiking recurrent encoder (Ponghiran & Roy, AAAI 2022).
+
+    A drop-in for ``speechbrain.nnet.RNN.LSTM``: same constructor keywords, same
+    ``forward(x, hx=None, lengths=None)`` returning ``(output, hidden)``, and 4-D
+    inputs flattened the same way. Each layer is a spiking neuron from
+    :mod:`snn_asr.neurons` whose multi-bit spikes feed the next layer.
+
+    Arguments
+    ---------
+    hidden_size : int
+        Neurons per layer (and direction).
+    input_shape : sequence of int, optional
+        Expected input shape, e.g. ``[batch, time, features]``; gives the input size.
+    input_size : int, optional
+        Input features, when ``input_shape`` is not given.
+    num_layers : int
+        Stacked layers.
+    bias : bool
+        Bias on the input projections.
+    dropout : float
+        Per-sequence dropout on each layer's synaptic current.
+    re_init : bool
+        Xavier input weights and orthogonal recurrent weights (always done here;
+        kept for SpeechBrain compatibility).
+    bidirectional : bool
+        Adds a second stack over the reversed sequence; outputs are concatenated.
+    neuron : str
+        ``"v2"`` (gated + recurrent, default), ``"v1"`` (gated) or ``"lif"``.
+    bits : int
+        Spike resolution; ``bits=1`` gives binary spikes (see :mod:`snn_asr.quantizer`).
+    threshold : int
+        Quantization levels that do not fire.
+    input_quant_bits : int, optional
+        Quantize the input features to this many bits (threshold 0), as in the paper.
+
+    Example
+    -------
+    >>> rnn = SpikingRNN(hidden_size=8, input_shape=[4, 10, 20], num_layers=2)
+    >>> out, hidden = rnn(torch.randn(4, 10, 20))
+    >>> out.shape, hidden.shape
+    (torch.Size([4, 10, 8]), torch.Size([2, 3, 4, 8]))
+    >>> out2, _ = rnn(torch.randn(4, 10, 20), hx=hidden)  # continue the stream
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        input_shape: Optional[Sequence[int]] = None,
+        input_size: Optional[int] = None,
+        num_layers: int = 1,
+        bias: bool = True,
+        dropout: float = 0.0,
+        re_init: bool = True,
+        bidirectional: bool = False,
+        neuron: str = "v2",
+        bits: int = 6,
+        threshold: int = 3,
+        input_quant_bits: Optional[int] = None,
+    ):
+        super().__init__()
+        if input_shape is None and input_size is None:
+            raise ValueError("SpikingRNN needs input_shape or input_size")
+        if input_size is None:
+            input_size = int(math.prod(input_shape[2:]))
+        if neuron not in NEURONS:
+            raise ValueError(f"neuron must be one of {sorted(NEURONS)}, got {neuron!r}")
+        self.hidden_size = hidden_size
+        self.input_size = input_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.neuron = neuron
+        self.bits = bits
+        self.threshold = threshold
+        cls = NEURONS[neuron]
+        directions = 2 if bidirectional else 1
+        self.stacks = nn.ModuleList(
+            nn.ModuleList(
+                cls(
+                    input_size if i == 0 else hidden_size,
+                    hidden_size,
+                    bits=bits,
+                    threshold=threshold,
+                    dropout=dropout,
+                    bias=bias,
+                )
+                for i in range(num_layers)
+            )
+            for _ in range(directions)
+        )
+        self.input_quantizer = (
+            SpikeQuantizer(input_quant_bits, threshold=0) if input_quant_bits else None
+        )
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        """Every neuron layer, forward stack first."""
+        return [layer for stack in self.stacks for layer in stack]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        hx: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encodes a batch.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            (batch, time, features) or (batch, time, channels, features).
+        hx : torch.Tensor, optional
+            State from a previous call, (layers * directions, 3, batch, hidden),
+            holding current, voltage and last spikes; continues the sequence exactly.
+        lengths : torch.Tensor, optional
+            Relative lengths in [0, 1] (SpeechBrain's convention).
+
+        Returns
+        -------
+        output : torch.Tensor
+            Spikes of the last layer, (batch, time, hidden * directions).
+        hidden : torch.Tensor
+            The state after each sequence's last valid frame, shaped as ``hx``.
+        """
+        if x.dim() == 4:
+            x = x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        if x.dim() != 3:
+            raise ValueError(f"SpikingRNN expects (batch, time, features), got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"SpikingRNN built for {self.input_size} input features, got {x.shape[-1]}")
+        valid = valid_frames(lengths, x.shape[0], x.shape[1], x.device)
+        if self.input_quantizer is not None:
+            x = self.input_quantizer(x)
+        states = list(hx.unbind(0)) if hx is not None else [None] * len(self.layers)
+        outputs, finals = [], []
+        for direction, stack in enumerate(self.stacks):
+            h = x if direction == 0 else reverse_valid(x, valid)
+            for layer in stack:
+                state = states[len(finals)]
+                h, final = layer(h, None if state is None else NeuronState(*state.unbind(0)), valid)
+                finals.append(torch.stack(final))
+            outputs.append(h if direction == 0 else reverse_valid(h, valid))
+        return torch.cat(outputs, dim=-1), torch.stack(finals)
