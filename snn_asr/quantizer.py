@@ -119,7 +119,7 @@ class SpikeQuantizer(nn.Module):
     >>> round(float(q.scale), 4)
     2.0
     >>> y
-    tensor([[ 0.0000,  0.9998, -1.9375]])
+    tensor([[ 0.0000,  0.9376, -1.9377]])
     """
 
     def __init__(self, bits: int = 6, threshold: int = 3, momentum: float = 0.99):
