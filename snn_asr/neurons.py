@@ -20,7 +20,7 @@ must agree with this code.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -92,11 +92,11 @@ class SpikingNeuron(nn.Module):
         zeros = like.new_zeros(batch, self.hidden_size)
         return NeuronState(zeros, zeros, zeros)
 
-    def drive(self, x: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def drive(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """``BN(W X)`` for the whole sequence: (batch, time, in) -> (batch, time, gates*hidden)."""
         return self.norm(self.w(x), valid)
 
-    def dropout_mask(self, batch: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+    def dropout_mask(self, batch: int, like: torch.Tensor) -> torch.Tensor | None:
         """Inverted-dropout mask ``m`` (batch, hidden), shared over time; ``None`` when off."""
         if not self.training or self.dropout == 0.0:
             return None
@@ -104,7 +104,7 @@ class SpikingNeuron(nn.Module):
         return like.new_empty(batch, self.hidden_size).bernoulli_(keep) / keep
 
     def synaptic_current(
-        self, drive: torch.Tensor, state: NeuronState, mask: Optional[torch.Tensor]
+        self, drive: torch.Tensor, state: NeuronState, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """``I[n]`` from this frame's drive (batch, gates*hidden) and the previous state."""
         raise NotImplementedError
@@ -113,8 +113,8 @@ class SpikingNeuron(nn.Module):
         self,
         drive: torch.Tensor,
         state: NeuronState,
-        mask: Optional[torch.Tensor] = None,
-        valid: Optional[torch.Tensor] = None,
+        mask: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
     ) -> NeuronState:
         """One frame of the recurrence; ``valid`` (batch,) bool keeps padded rows out of the scale."""
         current = self.synaptic_current(drive, state, mask)
@@ -127,8 +127,8 @@ class SpikingNeuron(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        state: Optional[NeuronState] = None,
-        valid: Optional[torch.Tensor] = None,
+        state: NeuronState | None = None,
+        valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, NeuronState]:
         """Runs the layer over a sequence.
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -26,7 +24,7 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     torch.Size([2, 5, 3])
     """
 
-    def forward(self, x: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """Normalizes ``x`` of shape (batch, time, features); ``valid`` is (batch, time) bool."""
         if valid is None or not self.training or bool(valid.all()):
             flat = super().forward(x.reshape(-1, x.shape[-1]))

@@ -149,7 +149,9 @@ class SpikeQuantizer(nn.Module):
 
     @torch.no_grad()
     def update(self, v: torch.Tensor) -> None:
-        """Folds ``max|v|`` into the running scale."""
+        """Folds ``max|v|`` into the running scale; an empty ``v`` (all rows padded) changes nothing."""
+        if v.numel() == 0:
+            return
         self.ema.mul_(self.momentum).add_((1.0 - self.momentum) * v.detach().abs().max())
         self.steps.add_(1)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -12,7 +12,7 @@ from .neurons import NEURONS, NeuronState
 from .quantizer import SpikeQuantizer
 
 
-def valid_frames(lengths: Optional[torch.Tensor], batch: int, time: int, device) -> Optional[torch.Tensor]:
+def valid_frames(lengths: torch.Tensor | None, batch: int, time: int, device) -> torch.Tensor | None:
     """(batch, time) bool mask of real frames from SpeechBrain's relative ``lengths``; ``None`` if none."""
     if lengths is None:
         return None
@@ -20,7 +20,7 @@ def valid_frames(lengths: Optional[torch.Tensor], batch: int, time: int, device)
     return torch.arange(time, device=device).unsqueeze(0) < frames.unsqueeze(1)
 
 
-def reverse_valid(x: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+def reverse_valid(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """Reverses each sequence of (batch, time, ...) within its own length; padding stays at the end."""
     time = x.shape[1]
     if valid is None:
@@ -80,8 +80,8 @@ class SpikingRNN(nn.Module):
     def __init__(
         self,
         hidden_size: int,
-        input_shape: Optional[Sequence[int]] = None,
-        input_size: Optional[int] = None,
+        input_shape: Sequence[int] | None = None,
+        input_size: int | None = None,
         num_layers: int = 1,
         bias: bool = True,
         dropout: float = 0.0,
@@ -90,7 +90,7 @@ class SpikingRNN(nn.Module):
         neuron: str = "v2",
         bits: int = 6,
         threshold: int = 3,
-        input_quant_bits: Optional[int] = None,
+        input_quant_bits: int | None = None,
     ):
         super().__init__()
         if input_shape is None and input_size is None:
@@ -134,8 +134,8 @@ class SpikingRNN(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        hx: Optional[torch.Tensor] = None,
-        lengths: Optional[torch.Tensor] = None,
+        hx: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encodes a batch.
 

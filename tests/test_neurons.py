@@ -1,0 +1,130 @@
+"""Each neuron's step equations against small hand-computed cases."""
+
+import math
+
+import pytest
+import torch
+
+from snn_asr.neurons import GatedLIFNeuron, LIFNeuron, RecurrentGatedLIFNeuron
+
+S = 4 * (1 - 1e-4)  # 3-bit spikes at scale 1: s = n(1 - 1e-4)/M with n = 4
+
+
+def q3(v: float) -> float:
+    """The 3-bit, threshold-0 spike at scale 1, by hand."""
+    v = max(-1.0, min(1.0, v))
+    return math.trunc(S * v) / S
+
+
+def frozen(layer):
+    """Eval mode, identity batch norm, running scale fixed to exactly 1."""
+    layer.eval()
+    layer.norm.eps = 0.0
+    layer.quantizer.ema.fill_(1.0)
+    layer.quantizer.steps.fill_(10**6)  # bias correction -> 1
+    layer.quantizer.momentum = 0.0
+    return layer
+
+
+def run(layer, xs):
+    x = torch.tensor(xs, dtype=torch.float32).view(1, -1, 1)
+    with torch.no_grad():
+        y, state = layer(x)
+    return y.view(-1).tolist(), state
+
+
+def test_lif_hand_computed():
+    layer = frozen(LIFNeuron(1, 1, bits=3, threshold=0))
+    with torch.no_grad():
+        layer.w.weight.fill_(1.0)
+        layer.w.bias.zero_()
+        layer.tau.fill_(0.5)
+    y, state = run(layer, [0.2, 0.2, 0.2])
+    # I: 0.2, 0.3, 0.35; V: 0.2, 0.5, 0.5 + 0.35 - Y2; Y = Q(V)
+    assert y == pytest.approx([0.0, 1 / S, 2 / S], abs=1e-6)
+    assert state.current.item() == pytest.approx(0.35)
+    assert state.voltage.item() == pytest.approx(0.85 - 1 / S)
+
+
+def test_lif_leak_is_clamped_in_fact():
+    layer = frozen(LIFNeuron(1, 2, bits=3, threshold=0))
+    with torch.no_grad():
+        layer.w.weight.fill_(1.0)
+        layer.w.bias.zero_()
+        layer.tau.copy_(torch.tensor([1.7, -0.3]))
+    assert layer.leak().tolist() == [1.0, 0.0]
+    _, state = run(layer, [0.1, 0.1])
+    assert state.current.view(-1).tolist() == pytest.approx([0.2, 0.1])
+
+
+def gated_reference(f_drive, c_drive, uf, uc, xs):
+    """Scalar re-implementation of v1 (uf = uc = 0) and v2."""
+    i = v = y = 0.0
+    out = []
+    for x in xs:
+        f = 1 / (1 + math.exp(-(f_drive * x + uf * y)))
+        c = max(0.0, c_drive * x + uc * y)
+        i = f * i + (1 - f) * c
+        v = v + i - y
+        y = q3(v)
+        out.append(y)
+    return out, i, v
+
+
+def set_gated(layer, f_drive, c_drive):
+    with torch.no_grad():
+        layer.w.weight.copy_(torch.tensor([[f_drive], [c_drive]]))
+        layer.w.bias.zero_()
+
+
+def test_v1_hand_computed():
+    layer = frozen(GatedLIFNeuron(1, 1, bits=3, threshold=0))
+    set_gated(layer, math.log(3.0), 0.6)  # F = 0.75, C = 0.6
+    y, state = run(layer, [1.0, 1.0, 1.0])
+    # I: 0.15, 0.2625, 0.346875; V: 0.15, 0.4125, 0.50935
+    assert y == pytest.approx([0.0, 1 / S, 2 / S], abs=1e-6)
+    assert state.current.item() == pytest.approx(0.346875)
+    assert state.voltage.item() == pytest.approx(0.4125 + 0.346875 - 1 / S)
+
+
+@pytest.mark.parametrize("uf,uc", [(0.0, 1.0), (2.0, -0.5), (1.5, 0.8)])
+def test_v2_hand_computed(uf, uc):
+    layer = frozen(RecurrentGatedLIFNeuron(1, 1, bits=3, threshold=0))
+    set_gated(layer, math.log(3.0), 0.6)
+    with torch.no_grad():
+        layer.u.weight.copy_(torch.tensor([[uf], [uc]]))
+    xs = [1.0, 1.0, 1.0, 0.5, -1.0, 1.0]
+    y, state = run(layer, xs)
+    ref_y, ref_i, ref_v = gated_reference(math.log(3.0), 0.6, uf, uc, xs)
+    assert y == pytest.approx(ref_y, abs=1e-6)
+    assert state.current.item() == pytest.approx(ref_i, abs=1e-6)
+    assert state.voltage.item() == pytest.approx(ref_v, abs=1e-6)
+    assert any(value != 0 for value in y)
+
+
+def test_v2_recurrent_weights_are_orthogonal_without_bias():
+    layer = RecurrentGatedLIFNeuron(5, 6)
+    assert layer.u.bias is None
+    for block in layer.u.weight.split(6, dim=0):
+        assert torch.allclose(block @ block.T, torch.eye(6), atol=1e-5)
+
+
+def test_dropout_mask_is_shared_over_time():
+    torch.manual_seed(0)
+    layer = LIFNeuron(3, 50, dropout=0.5)
+    layer.train()
+    with torch.no_grad():
+        layer.tau.zero_()  # I[n] = m * BN(W X[n]): a dropped neuron has zero current at every frame
+    x = torch.randn(2, 20, 3)
+    drive = layer.drive(x)
+    currents = []
+    state = layer.initial_state(2, x)
+    mask = layer.dropout_mask(2, x)
+    for n in range(20):
+        state = layer.step(drive[:, n], state, mask)
+        currents.append(state.current)
+    currents = torch.stack(currents, 1)
+    dropped = mask == 0
+    assert dropped.any() and (~dropped).any()
+    assert torch.all(currents[dropped.unsqueeze(1).expand_as(currents)] == 0)
+    assert set(mask.unique().tolist()) == {0.0, 2.0}
