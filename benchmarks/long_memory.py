@@ -100,7 +100,9 @@ def run(kind: str, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="lif,v1,v2,lstm,gru")
     parser.add_argument("--steps", type=int, default=250, help="sequence length (memory span)")
     parser.add_argument("--iters", type=int, default=300, help="training iterations")
@@ -112,16 +114,23 @@ def main() -> None:
     parser.add_argument("--eval-batches", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"recall the first of {args.steps} frames; {args.classes} classes (chance "
-          f"{1 / args.classes:.2f}); hidden {args.hidden}; {args.iters} iterations of batch {args.batch}")
-    header = (f"| model | accuracy | ‖∂L/∂x₀‖ init | ‖∂L/∂x₀‖/‖∂L/∂x_T‖ init | ‖∂L/∂x₀‖ trained "
-              f"| ‖∂L/∂x₀‖/‖∂L/∂x_T‖ trained | train s |")
+    print(
+        f"recall the first of {args.steps} frames; {args.classes} classes (chance "
+        f"{1 / args.classes:.2f}); hidden {args.hidden}; {args.iters} iterations of batch {args.batch}"
+    )
+    header = (
+        "| model | accuracy | ‖∂L/∂x₀‖ init | ‖∂L/∂x₀‖/‖∂L/∂x_T‖ init | ‖∂L/∂x₀‖ trained "
+        "| ‖∂L/∂x₀‖/‖∂L/∂x_T‖ trained | train s |"
+    )
     print(header)
     print("|---|---|---|---|---|---|---|")
     for kind in args.models.split(","):
         r = run(kind, args)
-        print(f"| {r['model']} | {r['accuracy']:.3f} | {r['init_first']:.2e} | {r['init_ratio']:.2e} "
-              f"| {r['final_first']:.2e} | {r['final_ratio']:.2e} | {r['seconds']:.0f} |", flush=True)
+        print(
+            f"| {r['model']} | {r['accuracy']:.3f} | {r['init_first']:.2e} | {r['init_ratio']:.2e} "
+            f"| {r['final_first']:.2e} | {r['final_ratio']:.2e} | {r['seconds']:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

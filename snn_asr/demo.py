@@ -44,9 +44,13 @@ def speech_like_audio(seconds: float = 3.0, seed: int = 0) -> torch.Tensor:
     wave = torch.zeros_like(t)
     for harmonic in range(1, 40):
         freq = harmonic * f0
-        gain = sum(torch.exp(-((freq - (c * (k + 1))) ** 2) / (2 * bw**2)) for k, (c, bw) in enumerate(formants))
+        gain = sum(
+            torch.exp(-((freq - (c * (k + 1))) ** 2) / (2 * bw**2)) for k, (c, bw) in enumerate(formants)
+        )
         wave += gain * torch.sin(harmonic * phase) / harmonic**0.5
-    syllables = (torch.sin(2 * math.pi * 4 * t) > -0.3).float() * (torch.sin(2 * math.pi * 0.4 * t) > -0.6).float()
+    syllables = (torch.sin(2 * math.pi * 4 * t) > -0.3).float() * (
+        torch.sin(2 * math.pi * 0.4 * t) > -0.6
+    ).float()
     wave = wave * syllables + 0.01 * torch.randn(t.shape, generator=gen)
     return 0.3 * wave / wave.abs().max()
 
@@ -69,8 +73,26 @@ def encoders(input_size: int = 40, hidden: int = 550, layers: int = 2) -> dict[s
     }
 
 
+@torch.no_grad()
+def layer_spikes(model: SpikingRNN, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Eval-mode spikes (time, hidden) of every layer for the first utterance of ``feats``."""
+    captured = {}
+    hooks = [
+        layer.register_forward_hook(
+            lambda m, a, out, name=f"layer {i}": captured.__setitem__(name, out[0][0])
+        )
+        for i, layer in enumerate(model.layers, 1)
+    ]
+    model.eval()(feats)
+    for hook in hooks:
+        hook.remove()
+    return captured
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--audio", help="an audio file to encode instead of the synthetic signal")
     parser.add_argument("--out", default="results/demo", help="folder for the spike raster PNG")
     parser.add_argument("--batch", type=int, default=4, help="utterances of synthetic audio")
@@ -93,16 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         report = count_ops(model, feats)
         rates = " / ".join(f"{r:.3f}" for r in report.spike_rates().values()) or "-"
         per_frame = report.mults * report.utterances / report.frames
-        print(f"| {name} | {count_parameters(model):,} | {per_frame:,.0f} | {report.ratio_to_gru:.3f} | {rates} |")
+        ratio = report.ratio_to_gru
+        print(f"| {name} | {count_parameters(model):,} | {per_frame:,.0f} | {ratio:.3f} | {rates} |")
         if name == "v2":
-            captured = {}
-            hooks = [layer.register_forward_hook(lambda m, a, o, i=i: captured.__setitem__(f"layer {i}", o[0][0]))
-                     for i, layer in enumerate(model.layers, 1)]
-            with torch.no_grad():
-                model.eval()(feats[:1])
-            for hook in hooks:
-                hook.remove()
-            path = spike_raster(captured, Path(args.out) / "spike_raster_v2.png")
+            path = spike_raster(layer_spikes(model, feats[:1]), Path(args.out) / "spike_raster_v2.png")
     print(f"spike raster of v2 (untrained): {path}")
 
 

@@ -51,8 +51,9 @@ def count_parameters(module: nn.Module, matrices_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.dim() == 2 or not matrices_only)
 
 
-def dense_mults_per_frame(kind: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                          bidirectional: bool = False) -> tuple[int, int]:
+def dense_mults_per_frame(
+    kind: str, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False
+) -> tuple[int, int]:
     """(matrix, element-wise) multiplications per frame of a dense ``kind`` RNN ("LSTM", "GRU", "LiGRU").
 
     Example
@@ -138,8 +139,10 @@ class OpsReport:
     @property
     def gru_energy_uj(self) -> float:
         """Estimated energy per utterance of the same-size GRU, in microjoules."""
-        pj = sum(layer.gru_matrix_mults * E_MAC_PJ + layer.gru_elementwise_mults * E_MUL_PJ
-                 for layer in self.layers)
+        pj = sum(
+            layer.gru_matrix_mults * E_MAC_PJ + layer.gru_elementwise_mults * E_MUL_PJ
+            for layer in self.layers
+        )
         return pj / self.utterances / 1e6
 
     def spike_rates(self) -> dict[str, float]:
@@ -169,10 +172,14 @@ class OpsReport:
             rate = "-" if layer.spike_rate is None else f"{layer.spike_rate:.3f}"
             per_utt = (layer.matrix_mults + layer.elementwise_mults) / self.utterances
             lines.append(f"{layer.name:<28}{layer.kind:<7}{rate:>11}{per_utt:>14,.0f}")
-        lines.append(f"total mults/utterance {self.mults:,.0f}; same-size GRU {self.gru_mults:,.0f}; "
-                     f"ratio {self.ratio_to_gru:.3f} (GRU/this = {1 / max(self.ratio_to_gru, 1e-12):.1f}x)")
-        lines.append(f"energy/utterance {self.energy_uj:.2f} uJ; GRU {self.gru_energy_uj:.2f} uJ "
-                     f"(45 nm: MAC {E_MAC_PJ} pJ, AC {E_AC_PJ} pJ, MUL {E_MUL_PJ} pJ)")
+        lines.append(
+            f"total mults/utterance {self.mults:,.0f}; same-size GRU {self.gru_mults:,.0f}; "
+            f"ratio {self.ratio_to_gru:.3f} (GRU/this = {1 / max(self.ratio_to_gru, 1e-12):.1f}x)"
+        )
+        lines.append(
+            f"energy/utterance {self.energy_uj:.2f} uJ; GRU {self.gru_energy_uj:.2f} uJ "
+            f"(45 nm: MAC {E_MAC_PJ} pJ, AC {E_AC_PJ} pJ, MUL {E_MUL_PJ} pJ)"
+        )
         return "\n".join(lines)
 
 
@@ -243,6 +250,7 @@ class _Counter:
                 entry.matrix_mults += recurrent_events * 2 * module.hidden_size
             per_neuron = (1 if module.gates == 1 else 3) + 2
             entry.elementwise_mults += frames * module.hidden_size * per_neuron
+
         return hook
 
     def _dense_hook(self, name):
@@ -262,6 +270,7 @@ class _Counter:
             self._add_frames(entry, frames, (input_size, hidden, layers, bidir))
             entry.matrix_mults += matrix * frames
             entry.elementwise_mults += elementwise * frames
+
         return hook
 
 

@@ -26,7 +26,9 @@ def spike_raster(layers: Mapping[str, torch.Tensor], path: str | Path, max_neuro
     for ax, (name, spikes) in zip(axes[:, 0], layers.items()):
         values = spikes[:, :max_neurons].detach().float().cpu().T
         limit = float(values.abs().max()) or 1.0
-        image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-limit, vmax=limit)
+        image = ax.imshow(
+            values, aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-limit, vmax=limit
+        )
         rate = float((spikes != 0).float().mean())
         ax.set_title(f"{name}: spike rate {rate:.3f}")
         ax.set_ylabel("neuron")
