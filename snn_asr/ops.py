@@ -145,6 +145,29 @@ class OpsReport:
         )
         return pj / self.utterances / 1e6
 
+    @classmethod
+    def merge(cls, reports: list[OpsReport]) -> OpsReport:
+        """One report over several batches: counts of same-named layers are summed."""
+        merged = cls(utterances=0, frames=0)
+        layers: dict[str, LayerOps] = {}
+        for report in reports:
+            merged.utterances += report.utterances
+            merged.frames += report.frames
+            for layer in report.layers:
+                total = layers.setdefault(layer.name, LayerOps(layer.name, layer.kind, layer.hidden_size))
+                total.binary = layer.binary
+                for counter in (
+                    "frames",
+                    "spikes",
+                    "matrix_mults",
+                    "elementwise_mults",
+                    "gru_matrix_mults",
+                    "gru_elementwise_mults",
+                ):
+                    setattr(total, counter, getattr(total, counter) + getattr(layer, counter))
+        merged.layers = list(layers.values())
+        return merged
+
     def spike_rates(self) -> dict[str, float]:
         """Spike rate of each spiking layer, by layer name."""
         return {layer.name: layer.spike_rate for layer in self.layers if layer.spike_rate is not None}

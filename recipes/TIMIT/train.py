@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Phone recognition on TIMIT with a spiking recurrent encoder (or an LSTM/GRU baseline) and CTC.
+
+Trains on the TIMIT training set (48 phones), anneals on the 50-speaker dev set and tests on
+the 24-speaker core test set, scoring PER on the 39-phone set. Writes ``wer_test.txt``
+(per-utterance alignments), ``ops_test.json`` (multiplications, spike rates, ratio to a
+same-size GRU), training curves and spike plots to the output folder.
+
+Run::
+
+    python recipes/TIMIT/train.py hparams/snn.yaml --data_folder /path/to/TIMIT
+    python tools/make_mini_timit.py data/mini_timit --size ci   # no TIMIT? make a mini one
+    torchrun --nproc_per_node=2 recipes/TIMIT/train.py hparams/snn.yaml --data_folder ... --distributed_launch
+
+Authors: snn-asr developers (structure after SpeechBrain's TIMIT recipes).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
+
+from snn_asr.asr_brain import ASRBrain
+from snn_asr.recipe_cli import load_recipe, main_guard
+
+RECIPE_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(RECIPE_DIR))
+from timit_prepare import map_to_39, prepare_timit  # noqa: E402
+
+
+class PhoneBrain(ASRBrain):
+    """Scores on TIMIT's 39-phone set (Lee & Hon)."""
+
+    def to_units(self, token_ids):
+        return [map_to_39(self.label_encoder.decode_ndim(seq)) for seq in token_ids]
+
+    def text_to_units(self, text):
+        return map_to_39(text.split())
+
+
+def dataio_prepare(hparams):
+    """Datasets with ``sig`` (waveform) and ``tokens`` (phone ids), and the label encoder."""
+    save = Path(hparams["save_folder"])
+    datasets = {
+        split: sb.dataio.dataset.DynamicItemDataset.from_csv(save / f"{split}.csv", replacements={})
+        for split in ("train", "dev", "test")
+    }
+    datasets["train"] = datasets["train"].filtered_sorted(sort_key="duration")
+
+    label_encoder = sb.dataio.encoder.CTCTextEncoder()
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return sb.dataio.dataio.read_audio(wav)
+
+    @sb.utils.data_pipeline.takes("phn")
+    @sb.utils.data_pipeline.provides("phn_list", "tokens")
+    def text_pipeline(phn):
+        phn_list = phn.strip().split()
+        yield phn_list
+        yield torch.LongTensor(label_encoder.encode_sequence(phn_list))
+
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), text_pipeline)
+    lab_enc_file = save / "label_encoder.txt"
+    label_encoder.load_or_create(
+        path=lab_enc_file,
+        from_didatasets=[datasets["train"]],
+        output_key="phn_list",
+        special_labels={"blank_label": hparams["blank_index"]},
+        sequence_input=True,
+    )
+    sb.dataio.dataset.set_output_keys(list(datasets.values()), ["id", "sig", "tokens"])
+    return datasets, label_encoder
+
+
+def main() -> None:
+    hparams, hparams_file, run_opts, overrides = load_recipe(
+        sys.argv[1:],
+        RECIPE_DIR,
+        required={
+            "data_folder": "pass --data_folder /path/to/TIMIT (holding TRAIN/ and TEST/); without TIMIT, "
+            "make a mini corpus with: python tools/make_mini_timit.py data/mini_timit --size ci"
+        },
+    )
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(hparams["output_folder"], hparams_to_save=hparams_file, overrides=overrides)
+    sb.utils.distributed.run_on_main(
+        prepare_timit,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["save_folder"],
+            "skip_prep": hparams["skip_prep"],
+        },
+    )
+    datasets, label_encoder = dataio_prepare(hparams)
+    brain = PhoneBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.label_encoder = label_encoder
+    if hparams["beam_size"] > 0:
+        brain.test_search = CTCPrefixBeamSearcher(
+            blank_index=hparams["blank_index"],
+            vocab_list=["▁" + label_encoder.ind2lab[i] for i in range(len(label_encoder))],
+            beam_size=hparams["beam_size"],
+        )
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["dev"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["test_dataloader_opts"],
+    )
+    for split in ("dev", "test"):
+        brain.hparams.test_wer_file = hparams[f"{split}_wer_file" if split == "dev" else "test_wer_file"]
+        brain.evaluate(datasets[split], min_key="error_rate", test_loader_kwargs=hparams["test_dataloader_opts"])
+    if sb.utils.distributed.if_main_process():
+        report = brain.spiking_report(datasets["test"], "test")
+        print(f"test ops: {report['mults_per_frame']:,.0f} mults/frame, ratio to GRU {report['ratio_to_gru']:.3f}, "
+              f"spike rates {report['spike_rates']}")
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,211 @@
+"""The training and evaluation loop shared by the recipes: encoder + CTC, optionally + attention.
+
+``ASRBrain`` is a SpeechBrain ``Brain``. Its modules and hyperparameters come from a
+recipe's YAML (``compute_features``, ``normalize``, ``encoder``, ``ctc_lin``,
+``log_softmax``, ``ctc_cost``; for joint CTC/attention also ``emb``, ``dec``,
+``seq_lin``, ``seq_cost``, ``ctc_weight``, ``valid_search``/``test_search``).
+A recipe subclasses it only to say how token ids become scoring units
+(:meth:`ASRBrain.to_units`): words for LibriSpeech, 39 phones for TIMIT.
+
+Per epoch it logs loss and error rate, anneals the learning rate on the dev error
+(``lr_annealing``), keeps the best checkpoints, and saves PNG training curves. At test
+time it writes SpeechBrain's per-utterance alignment file, an op-count / spike-rate
+report of the encoder against a same-size GRU, a spike raster and a spike-rate histogram.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+
+from .neurons import SpikingNeuron
+from .ops import OpsReport, count_ops
+from .plots import spike_raster, spike_rate_histogram, training_curves
+
+
+class ASRBrain(sb.Brain):
+    """CTC (and optionally joint CTC/attention) ASR over any encoder with SpeechBrain's RNN interface."""
+
+    def to_units(self, token_ids: list[list[int]]) -> list[list[str]]:
+        """Scoring units (words, phones) of each token-id sequence; recipes override this."""
+        return [[str(t) for t in seq] for seq in token_ids]
+
+    def text_to_units(self, text: str) -> list[str]:
+        """Scoring units of a beam-search hypothesis text (space-separated words or phones)."""
+        return text.split()
+
+    def augmenting(self, stage) -> bool:
+        """Whether this stage's waveforms go through the YAML's ``wav_augment`` (``augment: True``)."""
+        return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))
+
+    @property
+    def attention(self) -> bool:
+        """Whether the YAML defines an attentional decoder (joint CTC/attention)."""
+        return hasattr(self.modules, "dec")
+
+    def encode(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
+        """Features -> normalisation -> encoder: (batch, samples) -> (batch, frames, hidden)."""
+        feats = self.hparams.compute_features(wavs)
+        feats = self.modules.normalize(feats, wav_lens)
+        encoded = self.modules.encoder(feats, lengths=wav_lens)
+        return encoded[0] if isinstance(encoded, tuple) else encoded
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        if self.augmenting(stage):
+            wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
+        encoded = self.encode(wavs, wav_lens)
+        out = {"p_ctc": self.hparams.log_softmax(self.modules.ctc_lin(encoded)), "wav_lens": wav_lens}
+        if self.attention:
+            tokens_bos, _ = batch.tokens_bos
+            dec_out, _ = self.modules.dec(self.modules.emb(tokens_bos), encoded, wav_lens)
+            out["p_seq"] = self.hparams.log_softmax(self.modules.seq_lin(dec_out))
+            if stage != sb.Stage.TRAIN:
+                search = self.hparams.test_search if stage == sb.Stage.TEST else self.hparams.valid_search
+                hyps, *_ = search(encoded, wav_lens)
+                out["hyps"] = self.to_units(hyps)
+        elif stage != sb.Stage.TRAIN:
+            out["hyps"] = self.ctc_decode(out["p_ctc"], wav_lens, stage)
+        return out
+
+    def ctc_decode(self, p_ctc: torch.Tensor, wav_lens: torch.Tensor, stage) -> list[list[str]]:
+        """Scoring units: greedy CTC on dev; ``self.test_search`` (a CTC beam searcher) on test if set."""
+        search = getattr(self, "test_search", None) if stage == sb.Stage.TEST else None
+        if search is None:
+            return self.to_units(
+                sb.decoders.ctc_greedy_decode(p_ctc, wav_lens, blank_id=self.hparams.blank_index)
+            )
+        return [self.text_to_units(beams[0].text) if beams else [] for beams in search(p_ctc, wav_lens)]
+
+    def compute_objectives(self, predictions, batch, stage):
+        tokens, token_lens = batch.tokens
+        wav_lens = predictions["wav_lens"]
+        if self.augmenting(stage):
+            tokens = self.hparams.wav_augment.replicate_labels(tokens)
+            token_lens = self.hparams.wav_augment.replicate_labels(token_lens)
+        loss = self.hparams.ctc_cost(predictions["p_ctc"], tokens, wav_lens, token_lens)
+        if self.attention:
+            tokens_eos, tokens_eos_lens = batch.tokens_eos
+            if self.augmenting(stage):
+                tokens_eos = self.hparams.wav_augment.replicate_labels(tokens_eos)
+                tokens_eos_lens = self.hparams.wav_augment.replicate_labels(tokens_eos_lens)
+            seq_loss = self.hparams.seq_cost(predictions["p_seq"], tokens_eos, tokens_eos_lens)
+            loss = self.hparams.ctc_weight * loss + (1 - self.hparams.ctc_weight) * seq_loss
+        if stage != sb.Stage.TRAIN:
+            refs = [
+                seq[: int(round(float(n) * tokens.shape[1]))] for seq, n in zip(tokens.tolist(), token_lens)
+            ]
+            self.error_metrics.append(batch.id, predictions["hyps"], self.to_units(refs))
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        if stage != sb.Stage.TRAIN:
+            self.error_metrics = self.hparams.error_rate_computer()
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            return
+        error = self.error_metrics.summarize("error_rate")
+        stats = {"loss": stage_loss, "error_rate": error}
+        if stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(error)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr},
+                train_stats={"loss": self.train_loss},
+                valid_stats=stats,
+            )
+            self._record_history(epoch, stats)
+            self.checkpointer.save_and_keep_only(meta={"error_rate": error}, min_keys=["error_rate"])
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
+            )
+            if sb.utils.distributed.if_main_process():
+                with open(self.hparams.test_wer_file, "w", encoding="utf-8") as w:
+                    self.error_metrics.write_stats(w)
+
+    def _record_history(self, epoch: int, stats: dict) -> None:
+        """Appends this epoch to ``history.json`` and redraws ``training_curves.png``."""
+        if not sb.utils.distributed.if_main_process():
+            return
+        path = Path(self.hparams.output_folder) / "history.json"
+        history = json.loads(path.read_text()) if path.exists() else []
+        history = [h for h in history if h["epoch"] < epoch]
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(self.train_loss),
+                "valid_loss": float(stats["loss"]),
+                "valid_error_rate": float(stats["error_rate"]),
+            }
+        )
+        path.write_text(json.dumps(history, indent=1))
+        training_curves(
+            [h["epoch"] for h in history],
+            {
+                "train loss": [h["train_loss"] for h in history],
+                "dev loss": [h["valid_loss"] for h in history],
+                "dev error rate (%)": [h["valid_error_rate"] for h in history],
+            },
+            Path(self.hparams.output_folder) / "training_curves.png",
+        )
+
+    @torch.no_grad()
+    def spiking_report(self, dataset, name: str, max_utterances: int = 64) -> dict:
+        """Op counts and spike rates of the encoder on up to ``max_utterances`` of ``dataset``.
+
+        Writes ``ops_<name>.json``, ``spike_raster_<name>.png`` and ``spike_rates_<name>.png``
+        to the output folder and returns the report as a dict.
+        """
+        self.modules.eval()
+        loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=8)
+        reports, rasters, per_neuron = [], {}, {}
+        for batch in loader:
+            batch = batch.to(self.device)
+            wavs, wav_lens = batch.sig
+            feats = self.modules.normalize(self.hparams.compute_features(wavs), wav_lens)
+            captured = {}
+            hooks = [
+                module.register_forward_hook(_capture(captured, layer_name))
+                for layer_name, module in self.modules.encoder.named_modules()
+                if isinstance(module, SpikingNeuron)
+            ]
+            reports.append(count_ops(self.modules.encoder, feats, wav_lens))
+            for hook in hooks:
+                hook.remove()
+            for layer_name, (spikes, valid) in captured.items():
+                rasters.setdefault(layer_name, spikes[0][valid[0]])
+                fired = (spikes != 0).float().sum(1)
+                per_neuron[layer_name] = per_neuron.get(layer_name, 0) + fired.sum(0)
+                per_neuron[layer_name + "#frames"] = per_neuron.get(layer_name + "#frames", 0) + valid.sum()
+            if sum(r.utterances for r in reports) >= max_utterances:
+                break
+        summary = OpsReport.merge(reports).to_dict()
+        out = Path(self.hparams.output_folder)
+        (out / f"ops_{name}.json").write_text(json.dumps(summary, indent=1))
+        if rasters:
+            spike_raster(rasters, out / f"spike_raster_{name}.png")
+            rates = {
+                k: v / per_neuron[k + "#frames"] for k, v in per_neuron.items() if not k.endswith("#frames")
+            }
+            spike_rate_histogram(rates, out / f"spike_rates_{name}.png")
+        return summary
+
+
+def _capture(store: dict, name: str):
+    """Forward hook storing a neuron layer's spikes and valid-frame mask under ``name``."""
+
+    def hook(module, args, output):
+        spikes = output[0]
+        valid = args[2] if len(args) > 2 and args[2] is not None else None
+        if valid is None:
+            valid = torch.ones(spikes.shape[:2], dtype=torch.bool, device=spikes.device)
+        store[name] = (spikes, valid)
+
+    return hook

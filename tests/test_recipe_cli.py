@@ -1,0 +1,44 @@
+"""Recipe command lines: hparams path resolution, required options, bad overrides; YAML variants."""
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from snn_asr.recipe_cli import RecipeError, load_recipe, resolve_hparams
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMIT = ROOT / "recipes" / "TIMIT"
+
+
+def test_hparams_resolve_against_the_recipe_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_hparams("hparams/snn.yaml", TIMIT) == TIMIT / "hparams" / "snn.yaml"
+    with pytest.raises(RecipeError, match="not found.*choose one of: gru.yaml, lif.yaml, lstm.yaml"):
+        resolve_hparams("hparams/nope.yaml", TIMIT)
+
+
+def test_missing_data_folder_names_what_to_pass(tmp_path):
+    with pytest.raises(RecipeError, match="--data_folder is required: pass it"):
+        load_recipe(
+            ["hparams/snn.yaml", "--output_folder", str(tmp_path)], TIMIT, required={"data_folder": "pass it"}
+        )
+
+
+def test_bad_override_is_one_line(tmp_path):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(["hparams/snn.yaml", "--data_folder", str(tmp_path), "--hidden_size", "[1, 2"], TIMIT)
+    assert "could not load" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("variant", ["lstm", "gru", "snn_v1", "lif"])
+def test_timit_variants_differ_only_in_the_encoder(variant):
+    base = (TIMIT / "hparams" / "snn.yaml").read_text().splitlines()
+    other = (TIMIT / "hparams" / f"{variant}.yaml").read_text().splitlines()
+    changed = [
+        line
+        for line in difflib.unified_diff(base, other, n=0, lineterm="")
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    allowed = ("# ", "model_name:", "encoder:", "    neuron:", "    bits:", "    threshold:")
+    assert changed and all(line[1:].startswith(allowed) for line in changed), changed
