@@ -12,7 +12,9 @@ WORDS = "one two three four five six seven eight nine zero oh".split()
 
 def corpus(n=200, seed=0):
     rng = random.Random(seed)
-    return [[rng.choice(WORDS[: rng.randint(3, len(WORDS))]) for _ in range(rng.randint(1, 7))] for _ in range(n)]
+    return [
+        [rng.choice(WORDS[: rng.randint(3, len(WORDS))]) for _ in range(rng.randint(1, 7))] for _ in range(n)
+    ]
 
 
 def prob(model, history, word):

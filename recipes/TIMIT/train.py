@@ -89,7 +89,9 @@ def main() -> None:
         },
     )
     sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(hparams["output_folder"], hparams_to_save=hparams_file, overrides=overrides)
+    sb.create_experiment_directory(
+        hparams["output_folder"], hparams_to_save=hparams_file, overrides=overrides
+    )
     sb.utils.distributed.run_on_main(
         prepare_timit,
         kwargs={
@@ -122,11 +124,14 @@ def main() -> None:
     )
     for split in ("dev", "test"):
         brain.hparams.test_wer_file = hparams[f"{split}_wer_file" if split == "dev" else "test_wer_file"]
-        brain.evaluate(datasets[split], min_key="error_rate", test_loader_kwargs=hparams["test_dataloader_opts"])
+        brain.evaluate(
+            datasets[split], min_key="error_rate", test_loader_kwargs=hparams["test_dataloader_opts"]
+        )
     if sb.utils.distributed.if_main_process():
         report = brain.spiking_report(datasets["test"], "test")
-        print(f"test ops: {report['mults_per_frame']:,.0f} mults/frame, ratio to GRU {report['ratio_to_gru']:.3f}, "
-              f"spike rates {report['spike_rates']}")
+        ratio, rates = report["ratio_to_gru"], report["spike_rates"]
+        per_frame = report["mults_per_frame"]
+        print(f"test ops: {per_frame:,.0f} mults/frame, ratio to GRU {ratio:.3f}, spike rates {rates}")
 
 
 if __name__ == "__main__":
