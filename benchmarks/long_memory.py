@@ -18,6 +18,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -37,9 +38,15 @@ def make_batch(batch: int, steps: int, classes: int, noise_dims: int, generator:
 
 
 class Recaller(nn.Module):
-    """Encoder + linear read-out of the last frame."""
+    """Encoder + linear read-out of the last frame.
 
-    def __init__(self, kind: str, input_size: int, hidden: int, classes: int):
+    ``forget_bias`` b sets every model's initial retention per step to sigmoid(b): the
+    forget-gate pre-activation bias of v1/v2 (batch-norm shift) and LSTM, the update-gate
+    bias of the GRU, and the leak ``tau`` of LIF. 0 is each model's default initialisation
+    (LIF then keeps its default ``tau`` in [0.8, 1]).
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden: int, classes: int, forget_bias: float = 0.0):
         super().__init__()
         if kind in ("lstm", "gru"):
             cls = nn.LSTM if kind == "lstm" else nn.GRU
@@ -47,18 +54,33 @@ class Recaller(nn.Module):
         else:
             self.encoder = SpikingRNN(hidden, input_size=input_size, neuron=kind)
         self.readout = nn.Linear(hidden, classes)
+        if forget_bias:
+            self._set_retention(kind, hidden, forget_bias)
+
+    @torch.no_grad()
+    def _set_retention(self, kind: str, hidden: int, bias: float) -> None:
+        enc = self.encoder
+        if kind in ("lstm", "gru"):  # torch gate order: LSTM i, f, g, o; GRU r, z, n
+            enc.bias_ih_l0[hidden : 2 * hidden] = bias
+            enc.bias_hh_l0[hidden : 2 * hidden] = 0.0
+        elif kind == "lif":
+            enc.layers[0].tau.fill_(torch.sigmoid(torch.tensor(bias)))
+        else:
+            enc.layers[0].norm.bias[:hidden] = bias  # forget-gate rows come first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.readout(self.encoder(x)[0][:, -1])
 
 
 def grad_norms(model: Recaller, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """(‖dL/dx[0]‖, ‖dL/dx[T-1]‖) averaged over the batch, in eval mode."""
-    model.eval()
-    x = x.clone().requires_grad_(True)
-    nn.functional.cross_entropy(model(x), labels, reduction="sum").backward()
-    model.zero_grad()
-    model.train()
+    """(‖dL/dx[0]‖, ‖dL/dx[T-1]‖) averaged over the batch, in eval mode and float64.
+
+    Float64 (on a copy of the model) so that tiny gradients are measured rather than
+    flushed to zero as float32 would (0.5**250 is below float32's range).
+    """
+    probe = copy.deepcopy(model).double().eval()
+    x = x.double().clone().requires_grad_(True)
+    nn.functional.cross_entropy(probe(x), labels, reduction="sum").backward()
     norms = x.grad.norm(dim=2).mean(0)
     return float(norms[0]), float(norms[-1])
 
@@ -67,7 +89,7 @@ def run(kind: str, args) -> dict:
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     input_size = args.classes + args.noise_dims
-    model = Recaller(kind, input_size, args.hidden, args.classes)
+    model = Recaller(kind, input_size, args.hidden, args.classes, args.forget_bias)
     probe_x, probe_y = make_batch(args.batch, args.steps, args.classes, args.noise_dims, gen)
     init_first, init_last = grad_norms(model, probe_x, probe_y)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -113,10 +135,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--eval-batches", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--forget-bias",
+        type=float,
+        default=0.0,
+        help="initial retention sigmoid(b) per step for every model (0: default init)",
+    )
     args = parser.parse_args()
     print(
         f"recall the first of {args.steps} frames; {args.classes} classes (chance "
-        f"{1 / args.classes:.2f}); hidden {args.hidden}; {args.iters} iterations of batch {args.batch}"
+        f"{1 / args.classes:.2f}); hidden {args.hidden}; {args.iters} iterations of batch {args.batch}; "
+        f"forget bias {args.forget_bias}"
     )
     header = (
         "| model | accuracy | ‖∂L/∂x₀‖ init | ‖∂L/∂x₀‖/‖∂L/∂x_T‖ init | ‖∂L/∂x₀‖ trained "
