@@ -156,6 +156,33 @@ class ASRBrain(sb.Brain):
             Path(self.hparams.output_folder) / "training_curves.png",
         )
 
+    def fit_and_test(self, train, dev, tests: dict) -> dict:
+        """Trains (resuming from the last checkpoint), then tests the best one on each split of ``tests``.
+
+        Each test split ``name`` writes ``wer_<name>.txt`` and, from the main process,
+        the op-count report and spike plots (:meth:`spiking_report`); returns the reports.
+        """
+        hp = self.hparams
+        self.fit(
+            hp.epoch_counter,
+            train,
+            dev,
+            train_loader_kwargs=hp.train_dataloader_opts,
+            valid_loader_kwargs=hp.test_dataloader_opts,
+        )
+        reports = {}
+        for name, dataset in tests.items():
+            hp.test_wer_file = str(Path(hp.output_folder) / f"wer_{name}.txt")
+            self.evaluate(dataset, min_key="error_rate", test_loader_kwargs=hp.test_dataloader_opts)
+            if sb.utils.distributed.if_main_process():
+                reports[name] = self.spiking_report(dataset, name)
+                rates = {k: round(v, 3) for k, v in reports[name]["spike_rates"].items()}
+                print(
+                    f"{name}: {reports[name]['mults_per_frame']:,.0f} mults/frame, "
+                    f"ratio to a same-size GRU {reports[name]['ratio_to_gru']:.3f}, spike rates {rates}"
+                )
+        return reports
+
     @torch.no_grad()
     def spiking_report(self, dataset, name: str, max_utterances: int = 64) -> dict:
         """Op counts and spike rates of the encoder on up to ``max_utterances`` of ``dataset``.

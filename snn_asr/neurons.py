@@ -58,6 +58,8 @@ class SpikingNeuron(nn.Module):
     """
 
     gates = 1
+    implementation = "auto"
+    """Which recurrence :meth:`forward` runs: one of ``IMPLEMENTATIONS``."""
 
     def __init__(
         self,
@@ -130,7 +132,27 @@ class SpikingNeuron(nn.Module):
         state: NeuronState | None = None,
         valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, NeuronState]:
-        """Runs the layer over a sequence.
+        """Runs the layer over a sequence: :meth:`reference_forward`'s contract and results.
+
+        Dispatches on ``self.implementation``: ``"reference"`` runs the loop of
+        :meth:`reference_forward`, ``"fused"`` the fused recurrence of
+        :mod:`snn_asr.fused` (bit-identical forward, hand-written backward) and
+        ``"auto"`` the fused one where it applies (CPU, float32/64, a stock neuron
+        class), the reference elsewhere.
+        """
+        from .fused import fused_forward, supports  # fused builds on this module
+
+        if self.implementation == "fused" or (self.implementation == "auto" and supports(self, x)):
+            return fused_forward(self, x, state, valid)
+        return self.reference_forward(x, state, valid)
+
+    def reference_forward(
+        self,
+        x: torch.Tensor,
+        state: NeuronState | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, NeuronState]:
+        """Runs the layer over a sequence, one :meth:`step` per frame (the reference).
 
         Arguments
         ---------
@@ -249,4 +271,5 @@ class RecurrentGatedLIFNeuron(GatedLIFNeuron):
         return drive + self.u(state.spikes)
 
 
+IMPLEMENTATIONS = ("auto", "reference", "fused")
 NEURONS = {"lif": LIFNeuron, "v1": GatedLIFNeuron, "v2": RecurrentGatedLIFNeuron}

@@ -73,6 +73,16 @@ def load_recipe(argv: list[str], recipe_dir: str | Path, required: dict[str, str
     return hparams, hparams_file, run_opts, overrides
 
 
+def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str, str] | None = None):
+    """:func:`load_recipe`, then DDP set-up and the experiment folder; returns ``(hparams, run_opts)``."""
+    hparams, hparams_file, run_opts, overrides = load_recipe(argv, recipe_dir, required)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        hparams["output_folder"], hparams_to_save=hparams_file, overrides=overrides
+    )
+    return hparams, run_opts
+
+
 def main_guard(main) -> None:
     """Runs ``main()``; user-facing errors (``ValueError`` subclasses from data checks) print one line."""
     try:

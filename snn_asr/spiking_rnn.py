@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .neurons import NEURONS, NeuronState
+from .neurons import IMPLEMENTATIONS, NEURONS, NeuronState
 from .quantizer import SpikeQuantizer
 
 
@@ -67,6 +67,9 @@ class SpikingRNN(nn.Module):
         Quantization levels that do not fire.
     input_quant_bits : int, optional
         Quantize the input features to this many bits (threshold 0), as in the paper.
+    implementation : str
+        The layers' recurrence: ``"auto"`` (fused where it applies, see
+        :mod:`snn_asr.fused`), ``"fused"`` or ``"reference"``; settable later.
 
     Example
     -------
@@ -91,6 +94,7 @@ class SpikingRNN(nn.Module):
         bits: int = 6,
         threshold: int = 3,
         input_quant_bits: int | None = None,
+        implementation: str = "auto",
     ):
         super().__init__()
         if input_shape is None and input_size is None:
@@ -125,6 +129,20 @@ class SpikingRNN(nn.Module):
         self.input_quantizer = (
             SpikeQuantizer(input_quant_bits, threshold=0) if input_quant_bits else None
         )
+        self.implementation = implementation
+
+    @property
+    def implementation(self) -> str:
+        """Which recurrence the layers run (see :attr:`SpikingNeuron.implementation`)."""
+        return self._implementation
+
+    @implementation.setter
+    def implementation(self, value: str) -> None:
+        if value not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {value!r}")
+        self._implementation = value
+        for layer in self.layers:
+            layer.implementation = value
 
     @property
     def layers(self) -> list[nn.Module]:

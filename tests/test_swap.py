@@ -213,7 +213,8 @@ def check_pipeline(stock_text: str, spiking_text: str, brain_cls: type[sb.Brain]
     # ... and resumes: the recovered epoch counter runs only the second epoch.
     fit(brain2, dataset)
     assert resumed["epoch_counter"].current == 2
-    assert len(brain2.checkpointer.list_checkpoints()) == 1
+    # keep_only keeps the best and the most recent: one or two checkpoints, never three.
+    assert len(brain2.checkpointer.list_checkpoints()) in (1, 2)
     return brain2
 
 

@@ -39,8 +39,19 @@ NOT_ENCODERS = re.compile(r"!(new|name):\S*\.(RNNLM|AttentionalRNNDecoder)\b")
 KEY = re.compile(r"^(?P<indent>\s*)(?:-\s+)?(?P<key>[A-Za-z_][\w.-]*)\s*:(?:\s|$)")
 # SpikingRNN's keywords, fixed here so the tool runs without importing torch.
 SPIKING_ARGS = (
-    "hidden_size", "input_shape", "input_size", "num_layers", "bias", "dropout", "re_init",
-    "bidirectional", "neuron", "bits", "threshold", "input_quant_bits",
+    "hidden_size",
+    "input_shape",
+    "input_size",
+    "num_layers",
+    "bias",
+    "dropout",
+    "re_init",
+    "bidirectional",
+    "neuron",
+    "implementation",
+    "bits",
+    "threshold",
+    "input_quant_bits",
 )
 
 
@@ -61,8 +72,12 @@ class Options:
         >>> Options(neuron="v1", bits=1).items()
         [('neuron', 'v1'), ('bits', '1'), ('threshold', '3')]
         """
-        pairs = [("neuron", self.neuron), ("bits", self.bits), ("threshold", self.threshold),
-                 ("input_quant_bits", self.input_quant_bits)]
+        pairs = [
+            ("neuron", self.neuron),
+            ("bits", self.bits),
+            ("threshold", self.threshold),
+            ("input_quant_bits", self.input_quant_bits),
+        ]
         return [(k, str(v)) for k, v in pairs if v is not None]
 
 
@@ -296,8 +311,9 @@ def convert_text(text: str, options: Options | None = None, keys: list[str] | No
                     lines[j] = lines[j][:pad] + "# " + lines[j][pad:]
             lines[first] = lines[first].rstrip("\n") + "  # convert_hparams: not a SpikingRNN option\n"
             text_of = lines[first].strip()[2:].split("  # convert_hparams")[0]
-            result.changes.append(f"line {first + 1} ({_owner(lines, i)}): commented out '{text_of}' "
-                                  "(not a SpikingRNN option)")
+            result.changes.append(
+                f"line {first + 1} ({_owner(lines, i)}): commented out '{text_of}' (not a SpikingRNN option)"
+            )
         present = {key for _, _, key in children}
         added = [(k, v) for k, v in options.items() if k not in present]
         inserts.setdefault(end, []).extend(f"{indent}{k}: {v}\n" for k, v in added)
@@ -309,7 +325,8 @@ def convert_text(text: str, options: Options | None = None, keys: list[str] | No
             raise ConversionError(f"already converted: it uses {SPIKING_CLASS} and no stock RNN encoder")
         raise ConversionError(
             "no SpeechBrain RNN encoder found (looked for !new:/!name: speechbrain.nnet.RNN."
-            + "/".join(STOCK_RNNS) + " and speechbrain.lobes.models.CRDNN.CRDNN)"
+            + "/".join(STOCK_RNNS)
+            + " and speechbrain.lobes.models.CRDNN.CRDNN)"
         )
     out = []
     for j, line in enumerate(lines):
@@ -344,16 +361,18 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(["/no/such/hparams.yaml", "-o", "/tmp/out.yaml"])
     1
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("hparams", type=Path, help="SpeechBrain hparams YAML to convert")
     parser.add_argument("-o", "--output", required=True, help="where to write the new YAML ('-' for stdout)")
     parser.add_argument("--neuron", default="v2", choices=["v2", "v1", "lif"])
     parser.add_argument("--bits", type=int, default=6)
     parser.add_argument("--threshold", type=int, default=3)
     parser.add_argument("--input-quant-bits", type=int, default=None)
-    parser.add_argument("--keys", nargs="+", default=None,
-                        help="only convert RNNs under these top-level keys")
+    parser.add_argument(
+        "--keys", nargs="+", default=None, help="only convert RNNs under these top-level keys"
+    )
     args = parser.parse_args(argv)
     report = sys.stderr if args.output == "-" else sys.stdout
     if not args.hparams.is_file():
@@ -370,8 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(result.text)
     else:
         Path(args.output).write_text(result.text)
-    print(f"{args.hparams}: converted {result.converted} RNN encoder(s) to {SPIKING_CLASS}"
-          f" -> {args.output}", file=report)
+    print(
+        f"{args.hparams}: converted {result.converted} RNN encoder(s) to {SPIKING_CLASS} -> {args.output}",
+        file=report,
+    )
     for change in result.changes:
         print(f"  {change}", file=report)
     return 0

@@ -25,7 +25,7 @@ import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from snn_asr.asr_brain import ASRBrain
-from snn_asr.recipe_cli import load_recipe, main_guard
+from snn_asr.recipe_cli import main_guard, start_experiment
 
 RECIPE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(RECIPE_DIR))
@@ -80,17 +80,13 @@ def dataio_prepare(hparams):
 
 
 def main() -> None:
-    hparams, hparams_file, run_opts, overrides = load_recipe(
+    hparams, run_opts = start_experiment(
         sys.argv[1:],
         RECIPE_DIR,
         required={
             "data_folder": "pass --data_folder /path/to/TIMIT (holding TRAIN/ and TEST/); without TIMIT, "
             "make a mini corpus with: python tools/make_mini_timit.py data/mini_timit --size ci"
         },
-    )
-    sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        hparams["output_folder"], hparams_to_save=hparams_file, overrides=overrides
     )
     sb.utils.distributed.run_on_main(
         prepare_timit,
@@ -115,23 +111,7 @@ def main() -> None:
             vocab_list=["▁" + label_encoder.ind2lab[i] for i in range(len(label_encoder))],
             beam_size=hparams["beam_size"],
         )
-    brain.fit(
-        brain.hparams.epoch_counter,
-        datasets["train"],
-        datasets["dev"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["test_dataloader_opts"],
-    )
-    for split in ("dev", "test"):
-        brain.hparams.test_wer_file = hparams[f"{split}_wer_file" if split == "dev" else "test_wer_file"]
-        brain.evaluate(
-            datasets[split], min_key="error_rate", test_loader_kwargs=hparams["test_dataloader_opts"]
-        )
-    if sb.utils.distributed.if_main_process():
-        report = brain.spiking_report(datasets["test"], "test")
-        ratio, rates = report["ratio_to_gru"], report["spike_rates"]
-        per_frame = report["mults_per_frame"]
-        print(f"test ops: {per_frame:,.0f} mults/frame, ratio to GRU {ratio:.3f}, spike rates {rates}")
+    brain.fit_and_test(datasets["train"], datasets["dev"], {"dev": datasets["dev"], "test": datasets["test"]})
 
 
 if __name__ == "__main__":

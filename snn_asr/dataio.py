@@ -1,0 +1,427 @@
+"""Reading and checking corpus files, and writing SpeechBrain manifests.
+
+Shared by the data preparation of the recipes (``recipes/*/..._prepare.py``):
+
+- :func:`audio_info` and :func:`load_audio` read audio with ``soundfile`` (WAV, NIST
+  SPHERE, FLAC, ...) and turn every kind of bad file into an :class:`AudioError`
+  whose message is one line naming the file and the fix;
+- :func:`read_text_lines` reads a UTF-8 text file, naming the file and line of a bad byte;
+- :func:`write_manifest` writes a manifest in SpeechBrain's CSV (``ID,duration,wav,...``)
+  or JSON format, readable by ``DynamicItemDataset.from_csv`` / ``from_json``;
+- :func:`is_prepared` and :func:`mark_prepared` implement "skip if done": a preparation
+  writes its options as JSON next to its outputs and is skipped only when all outputs
+  exist *and* the saved options equal the current ones.
+
+All data problems raise :class:`DataError` (a ``ValueError``), with a one-line message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+__all__ = [
+    "AudioError",
+    "AudioInfo",
+    "DataError",
+    "audio_info",
+    "folder_stamp",
+    "is_prepared",
+    "load_audio",
+    "mark_prepared",
+    "read_manifest",
+    "read_text_lines",
+    "require_folder",
+    "write_manifest",
+]
+
+_TAIL_FRAMES = 2048  # frames read at the end of a file to catch truncation cheaply
+_CSV_VARIABLE = re.compile(r"\$[\w.]")
+
+
+class DataError(ValueError):
+    """A problem with the data on disk (missing folder, bad file, inconsistent transcripts).
+
+    The message is always a single line: newlines in it are replaced by spaces.
+
+    Example
+    -------
+    >>> str(DataError("a\\nb"))
+    'a b'
+    """
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class AudioError(DataError):
+    """An audio file that cannot be used: missing, empty, not audio, corrupt or truncated."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header facts of a checked audio file.
+
+    Example
+    -------
+    >>> AudioInfo("a.wav", sample_rate=16000, frames=8000, channels=1).duration
+    0.5
+    """
+
+    path: str
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+_FIX = "re-copy or re-extract it from the original corpus, or delete it (and its transcript entry)"
+
+
+def _audio_error(path: str | os.PathLike, problem: str, fix: str = _FIX) -> AudioError:
+    return AudioError(f"Bad audio file {str(path)!r}: {problem}; {fix}.")
+
+
+def _nist_declared_frames(path: str) -> int | None:
+    """``sample_count`` from a NIST SPHERE header, or ``None`` if absent/unreadable."""
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    match = re.search(rb"sample_count\s+-i\s+(\d+)", head)
+    return int(match.group(1)) if match else None
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Checks an audio file and returns its header facts, without decoding all of it.
+
+    Catches, each as an :class:`AudioError` naming the file: a missing file, a
+    zero-length file, a file that is not audio (or an unsupported/corrupt header),
+    a file with 0 samples and a truncated file (data shorter than its header says,
+    found by reading the last frames).
+
+    Arguments
+    ---------
+    path : str or PathLike
+        Audio file in any format ``soundfile`` reads (WAV, NIST SPHERE, FLAC, ...).
+
+    Returns
+    -------
+    AudioInfo
+        ``sample_rate``, ``frames``, ``channels`` and ``duration`` (seconds).
+
+    Example
+    -------
+    >>> import tempfile, numpy as np, soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/a.wav"
+    >>> sf.write(path, np.zeros(800, dtype="int16"), 8000, format="NIST", subtype="PCM_16")
+    >>> audio_info(path).duration
+    0.1
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise _audio_error(path, "file not found", "check the path, or re-create the manifest")
+    if os.path.getsize(path) == 0:
+        raise _audio_error(path, "zero-length file (0 bytes)")
+    try:
+        info = sf.info(path, verbose=True)
+    except Exception as err:  # soundfile raises LibsndfileError/RuntimeError/TypeError
+        reason = " ".join(str(err).replace(f"Error opening {path!r}: ", "").split()).rstrip(".")
+        with open(path, "rb") as handle:
+            sphere = handle.read(7) == b"NIST_1A"
+        fix = "decompress it with sph2pipe (shorten-compressed SPHERE is not supported)" if sphere else _FIX
+        raise _audio_error(path, f"not a readable audio file ({reason})", fix) from None
+    if info.frames <= 0:
+        raise _audio_error(path, "the file holds 0 audio samples")
+    if "should be" in (info.extra_info or ""):  # libsndfile's note on a short RIFF data chunk
+        raise _audio_error(path, "truncated (its data chunk is shorter than its header says)")
+    if info.format == "NIST":
+        declared = _nist_declared_frames(path)
+        if declared is not None and declared > info.frames:
+            raise _audio_error(
+                path, f"truncated (header declares {declared} samples, the file holds {info.frames})"
+            )
+    try:
+        with sf.SoundFile(path) as handle:
+            start = max(0, handle.frames - _TAIL_FRAMES)
+            handle.seek(start)
+            tail = handle.read(handle.frames - start, dtype="int16")
+    except Exception as err:
+        raise _audio_error(path, f"corrupt or truncated ({' '.join(str(err).split())})") from None
+    if len(tail) != info.frames - start:
+        raise _audio_error(path, "truncated (fewer samples than its header says)")
+    return AudioInfo(
+        path=path, sample_rate=int(info.samplerate), frames=int(info.frames), channels=int(info.channels)
+    )
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int | None = 16000) -> torch.Tensor:
+    """Reads an audio file as a 1-D float tensor, downmixed to mono and resampled.
+
+    Arguments
+    ---------
+    path : str or PathLike
+        Audio file in any format ``soundfile`` reads (WAV, NIST SPHERE, FLAC, ...).
+    sample_rate : int or None
+        Target rate in Hz (``torchaudio.functional.resample``); ``None`` keeps the file's rate.
+
+    Returns
+    -------
+    torch.Tensor
+        (samples,) float32 in [-1, 1].
+
+    Raises
+    ------
+    AudioError
+        Missing, zero-length, non-audio, corrupt, truncated or empty file (one line,
+        naming the file and the fix).
+
+    Example
+    -------
+    >>> import tempfile, numpy as np, soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/a.flac"
+    >>> sf.write(path, np.zeros((800, 2), dtype="int16"), 8000)
+    >>> load_audio(path, 16000).shape
+    torch.Size([1600])
+    """
+    info = audio_info(path)
+    try:
+        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise _audio_error(path, f"corrupt ({' '.join(str(err).split())})") from None
+    if len(data) < info.frames:
+        raise _audio_error(path, f"truncated (read {len(data)} of {info.frames} samples)")
+    signal = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    if sample_rate is not None and rate != sample_rate:
+        import torchaudio.functional as F  # deferred: torchaudio is slow to import
+
+        signal = F.resample(signal, rate, sample_rate)
+    return signal
+
+
+def read_text_lines(path: str | os.PathLike, fix: str = "re-save it as UTF-8") -> list[str]:
+    """Reads a text file strictly as UTF-8 and returns its lines (without line ends).
+
+    A byte sequence that is not UTF-8 raises a :class:`DataError` naming the file,
+    the line number and ``fix``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/t.txt"
+    >>> _ = open(path, "wb").write(b"A B\\r\\nC\\n")
+    >>> read_text_lines(path)
+    ['A B', 'C']
+    >>> _ = open(path, "wb").write(b"ok\\ncaf\\xe9\\n")
+    >>> read_text_lines(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    snn_asr.dataio.DataError: ... line 2: not valid UTF-8 (byte 0xe9 at column 4); re-save it as UTF-8.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise DataError(f"Cannot read {path!r}: {err.strerror}; check the path and permissions.") from None
+    lines = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            lines.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path!r} line {number}: not valid UTF-8 (byte 0x{line[err.start]:02x} at column "
+                f"{err.start + 1}); {fix}."
+            ) from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def require_folder(path: str | os.PathLike, what: str, fix: str) -> Path:
+    """Returns ``path`` as a ``Path`` if it is a folder, else raises a one-line :class:`DataError`.
+
+    Example
+    -------
+    >>> require_folder("/no/such/dir", "TIMIT data_folder", "pass the folder holding TRAIN/")
+    Traceback (most recent call last):
+      ...
+    snn_asr.dataio.DataError: TIMIT data_folder '/no/such/dir' not found; pass the folder holding TRAIN/.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "not found"
+        raise DataError(f"{what} {str(path)!r} {state}; {fix}.")
+    return folder
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_manifest(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Writes a SpeechBrain manifest: CSV (``.csv``) or JSON (``.json``), by the file suffix.
+
+    Each row is a mapping with at least ``ID``, ``duration`` (seconds) and ``wav`` (path);
+    CSV columns are ``ID, duration, wav`` and then the other keys in the order of the
+    first row. JSON is ``{ID: {duration, wav, ...}}``. The file is written atomically.
+
+    Arguments
+    ---------
+    rows : iterable of mappings
+        One per utterance; IDs must be unique and all rows must have the same keys.
+    path : str or PathLike
+        Output file, ending in ``.csv`` or ``.json``.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> out = write_manifest([{"ID": "u1", "duration": 1.5, "wav": "/d/u1.wav", "wrd": "HI, YOU"}],
+    ...                      tempfile.mkdtemp() + "/train.csv")
+    >>> print(out.read_text().strip())
+    ID,duration,wav,wrd
+    u1,1.5,/d/u1.wav,"HI, YOU"
+    """
+    path = Path(path)
+    rows = list(rows)
+    columns = ["ID", "duration", "wav"]
+    if rows:
+        columns += [key for key in rows[0] if key not in columns]
+    seen: set[str] = set()
+    for row in rows:
+        missing = [c for c in columns if c not in row]
+        if missing or len(row) != len(columns):
+            raise ValueError(f"manifest row {row.get('ID')!r} has keys {sorted(row)}, expected {columns}")
+        if row["ID"] in seen:
+            raise DataError(
+                f"Duplicate utterance ID {row['ID']!r} while writing {str(path)!r}; "
+                "each utterance must appear once in the corpus."
+            )
+        seen.add(row["ID"])
+    if path.suffix == ".json":
+        data = {row["ID"]: {c: row[c] for c in columns if c != "ID"} for row in rows}
+        _atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return path
+    if path.suffix != ".csv":
+        raise ValueError(f"manifest path must end in .csv or .json: {path}")
+    lines: list[list[str]] = [columns]
+    for row in rows:
+        values = [repr(round(float(row[c]), 6)) if c == "duration" else str(row[c]) for c in columns]
+        for value in values:
+            if _CSV_VARIABLE.search(value):
+                raise DataError(
+                    f"Value {value!r} of utterance {row['ID']!r} contains '$', which SpeechBrain's CSV "
+                    "reader takes for a variable; move the data to a path without '$' or write JSON."
+                )
+        lines.append(values)
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    _atomic_write(path, buffer.getvalue())
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Reads a manifest written by :func:`write_manifest` as ``{ID: {column: value}}``.
+
+    ``duration`` is returned as a float (as SpeechBrain does); other CSV values are strings.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> out = write_manifest([{"ID": "u1", "duration": 2, "wav": "a.wav"}], tempfile.mkdtemp() + "/m.json")
+    >>> read_manifest(out)
+    {'u1': {'duration': 2.0, 'wav': 'a.wav'}}
+    """
+    path = Path(path)
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        with open(path, newline="", encoding="utf-8") as handle:
+            data = {row.pop("ID"): row for row in csv.DictReader(handle)}
+    for row in data.values():
+        row["duration"] = float(row["duration"])
+    return data
+
+
+def folder_stamp(folders: Iterable[str | os.PathLike]) -> dict[str, int]:
+    """Modification times (ns) of folders, to detect a corpus replaced in place.
+
+    Recorded with the preparation options: regenerating a corpus into the same path
+    changes the stamp, so manifests are rebuilt.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> list(folder_stamp([d]).values())[0] > 0
+    True
+    """
+    return {str(Path(f).resolve()): Path(f).stat().st_mtime_ns for f in folders}
+
+
+def _normalized(options: Mapping[str, Any]) -> Any:
+    return json.loads(json.dumps(dict(options), sort_keys=True, default=str))
+
+
+def is_prepared(
+    outputs: Sequence[str | os.PathLike], options_file: str | os.PathLike, options: Mapping[str, Any]
+) -> bool:
+    """True if every output exists and ``options_file`` holds exactly ``options``.
+
+    Arguments
+    ---------
+    outputs : sequence of paths
+        The files the preparation writes.
+    options_file : path
+        JSON written by :func:`mark_prepared` after the outputs.
+    options : mapping
+        JSON-serialisable options of the current call (tuples compare equal to lists).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "train.csv").write_text("ID,duration,wav\\n")
+    >>> is_prepared([d / "train.csv"], d / "opt.json", {"phn_set": 48})
+    False
+    >>> mark_prepared(d / "opt.json", {"phn_set": 48})
+    >>> is_prepared([d / "train.csv"], d / "opt.json", {"phn_set": 48})
+    True
+    >>> is_prepared([d / "train.csv"], d / "opt.json", {"phn_set": 39})
+    False
+    """
+    if not all(Path(p).is_file() for p in outputs):
+        return False
+    try:
+        saved = json.loads(Path(options_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return saved == _normalized(options)
+
+
+def mark_prepared(options_file: str | os.PathLike, options: Mapping[str, Any]) -> None:
+    """Saves ``options`` as JSON; call after all outputs are written (see :func:`is_prepared`)."""
+    _atomic_write(Path(options_file), json.dumps(_normalized(options), indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,312 @@
+"""Fused recurrence of the spiking neurons with a hand-written backward pass (BPTT).
+
+The reference loop (:meth:`snn_asr.neurons.SpikingNeuron.reference_forward`) spends
+some thirty small tensor ops per frame, each recorded by autograd. Here one
+:class:`torch.autograd.Function` runs a layer over the whole sequence: per frame, one
+``numba`` kernel computes the synaptic current, the membrane, the running-scale update
+(training), the spike function and the padding merge in one pass over
+(batch, hidden); ``v2`` adds the matmul ``U Y[n-1]``; sigmoids stay torch ops, so
+they round as in the reference. The backward pass runs the recurrence in reverse,
+one kernel (and for ``v2`` one matmul) per frame, then gets ``dU`` from one matmul
+per sequence.
+
+The forward pass repeats the reference's float operations in the reference's order,
+so spikes, states and running scales are bit-identical to it; gradients agree to
+float rounding (``tests/test_fused.py``). The straight-through gradient is the
+quantizer's: identity where ``|V| <= M``, zero elsewhere.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
+from .quantizer import EPS_MARGIN, SpikeQuantizer
+
+LIF, V1, V2 = 0, 1, 2
+KINDS = {LIFNeuron: LIF, GatedLIFNeuron: V1, RecurrentGatedLIFNeuron: V2}
+# Constants handed to the kernels in the model's dtype (numba would promote Python literals to float64).
+_MOMENTUM, _REST, _LEVELS, _THRESHOLD, _SCALE, _MIN_SCALE, _ZERO, _ONE, _TWO = range(9)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _quantize(v, scale, bits, p, out):
+    """:func:`snn_asr.quantizer.quantize` of the 1-D ``v`` into ``out``, same float ops in the same order."""
+    if bits == 1:
+        theta = scale / p[_TWO]
+        for h in range(v.shape[0]):
+            out[h] = theta if v[h] >= theta else p[_ZERO]
+        return
+    s = (p[_ONE] / scale) * p[_LEVELS]
+    for h in range(v.shape[0]):
+        q = np.trunc(s * max(min(v[h], scale), -scale))
+        out[h] = p[_ZERO] if abs(q) <= p[_THRESHOLD] else q / s
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _forward_frame(
+    n, kind, train, bits, p, corr, ema, updates, forget, gates, gn, leak, mask, valid, i0,
+    current, v, y, y_all, out, f_all, c_all, st, ns,
+):  # fmt: skip
+    """Frame ``n`` of the batch: writes ``current``, ``y_all``, ``out`` at ``[:, n]``, updates ``v``, ``y``.
+
+    ``gates[:, gn]`` holds this frame's drive (lif) or gate pre-activations (v1, v2)
+    and ``forget`` the forget gate. What the backward pass needs goes to
+    ``f_all``, ``c_all`` and ``st`` at frame ``ns``.
+    """
+    batch, hidden = v.shape
+    top = p[_ZERO]
+    any_valid = False
+    for b in range(batch):
+        if not valid[b, n]:
+            continue
+        any_valid = True
+        i_prev = i0[b] if n == 0 else current[b, n - 1]
+        cur, volt, g, m, vb, yb = current[b, n], out[b, n], gates[b, gn], mask[b], v[b], y[b]
+        if kind == LIF:
+            for h in range(hidden):
+                cur[h] = leak[h] * i_prev[h] + g[h] * m[h]
+        else:
+            f, c_keep, f_keep = forget[b], c_all[b, ns], f_all[b, ns]
+            for h in range(hidden):
+                c = max(g[hidden + h], p[_ZERO])
+                cur[h] = f[h] * i_prev[h] + (p[_ONE] - f[h]) * (c * m[h])
+                f_keep[h] = f[h]
+                c_keep[h] = c
+        for h in range(hidden):
+            volt[h] = vb[h] + cur[h] - yb[h]  # the new voltage, until quantized below
+            top = max(top, abs(volt[h]))
+    if train and any_valid:
+        ema[0] = ema[0] * p[_MOMENTUM] + p[_REST] * top
+        scale = max(ema[0] / corr[updates[0]], p[_MIN_SCALE])
+        updates[0] += 1
+    else:
+        scale = p[_SCALE]
+    for b in range(batch):
+        vb, yb, o = v[b], y[b], out[b, n]
+        if valid[b, n]:
+            keep = st[b, ns]
+            for h in range(hidden):
+                keep[h] = abs(o[h]) <= scale
+                vb[h] = o[h]
+            _quantize(vb, scale, bits, p, yb)
+            o[:] = yb
+        else:
+            current[b, n] = i0[b] if n == 0 else current[b, n - 1]
+            for h in range(hidden):
+                o[h] = yb[h] * p[_ZERO]
+        y_all[b, n] = yb
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _backward_frame(
+    n, kind, p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st, gdrive
+):  # fmt: skip
+    """Reverse of :func:`_forward_frame`: moves ``dL/d(I, V, Y)`` from after frame ``n`` to before it.
+
+    Writes ``dL/d gates[:, n]`` to ``gdrive`` (and ``dL/d tau`` into ``gleak``);
+    ``rec`` is ``dL/dY[n]`` through frame ``n+1``'s ``U`` (zeros for lif and v1).
+    """
+    batch, hidden = gv.shape
+    for b in range(batch):
+        if not valid[b, n]:
+            for h in range(hidden):
+                gy[b, h] += rec[b, h]
+            gdrive[b, n, :] = p[_ZERO]
+            continue
+        for h in range(hidden):
+            g_spike = gy[b, h] + rec[b, h] + gout[b, n, h]
+            g_volt = gv[b, h] + g_spike if st[b, n, h] else gv[b, h]
+            g_cur = gi[b, h] + g_volt
+            i_prev = i0[b, h] if n == 0 else current[b, n - 1, h]
+            if kind == LIF:
+                gleak[h] += g_cur * i_prev
+                gdrive[b, n, h] = g_cur * mask[b, h]
+                gi[b, h] = g_cur * leak[h]
+            else:
+                f = f_all[b, n, h]
+                c = c_all[b, n, h]
+                gdrive[b, n, h] = g_cur * (i_prev - c * mask[b, h]) * (p[_ONE] - f) * f
+                gdrive[b, n, hidden + h] = g_cur * (p[_ONE] - f) * mask[b, h] if c > p[_ZERO] else p[_ZERO]
+                gi[b, h] = g_cur * f
+            gv[b, h] = g_volt
+            gy[b, h] = -g_volt
+
+
+def _corrections(momentum: float, steps: int, count: int, like: torch.Tensor) -> torch.Tensor:
+    """Bias corrections ``1 - momentum**k`` for ``k = steps+1 .. steps+count``.
+
+    Each is the same 0-d torch op as in ``SpikeQuantizer.scale`` (a vectorized pow
+    may round differently); once one rounds to 1 so do the rest.
+    """
+    corr = like.new_ones(count)
+    for k in range(count):
+        c = 1.0 - momentum ** torch.tensor(float(steps + k + 1), dtype=like.dtype)
+        if float(c) == 1.0:
+            break
+        corr[k] = c
+    return corr
+
+
+def _constants(quantizer: SpikeQuantizer, train: bool, dtype: torch.dtype) -> np.ndarray:
+    levels = 2 ** (quantizer.bits - 1) * (1.0 - EPS_MARGIN)
+    scale = 0.0 if train else float(quantizer.scale)
+    values = [quantizer.momentum, 1.0 - quantizer.momentum, levels, quantizer.threshold, scale, 1e-8, 0, 1, 2]
+    return torch.tensor(values, dtype=dtype).numpy()
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+class _FusedRecurrence(torch.autograd.Function):
+    """``(drive, weight, I0, V0, Y0) -> (spikes, I, V, Y)`` of a layer; ``weight``: tau, U or None."""
+
+    @staticmethod
+    def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid):
+        batch, time, _ = drive.shape
+        hidden = i0.shape[1]
+        keep = time if any(ctx.needs_input_grad[:5]) else 1
+        p = _constants(quantizer, train, drive.dtype)
+        corr = _np(_corrections(quantizer.momentum, int(quantizer.steps), time, drive)) if train else p
+        valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
+        new = drive.new_empty
+        current, y_all = new(batch, time, hidden), new(batch, time, hidden)
+        out = y_all if valid is None else new(batch, time, hidden)
+        gated = kind != LIF
+        f_all, c_all = new(batch, keep if gated else 1, hidden), new(batch, keep if gated else 1, hidden)
+        st = torch.empty(batch, keep, hidden, dtype=torch.bool)
+        v, y, forget = v0.clone(), y0.clone(), new(batch, hidden)
+        frames = drive.unbind(1)
+        if kind == V2:
+            ut = weight.detach().t()
+            rec, gates = new(batch, 2 * hidden), new(batch, 1, 2 * hidden)
+            gates_f = gates[:, 0, :hidden]
+        else:
+            gates = drive
+        leak = _np(weight) if kind == LIF else p[:0]
+        updates = np.zeros(1, dtype=np.int64)  # frames with a valid row: those update the scale
+        head = (p, corr, _np(quantizer.ema.view(1)), updates, _np(forget), _np(gates))
+        tail = (leak, _np(mask), valid_np, _np(i0))
+        state = tuple(_np(t) for t in (current, v, y, y_all, out, f_all, c_all, st))
+        for n in range(time):
+            if kind == V2:
+                torch.add(frames[n], torch.mm(y, ut, out=rec), out=gates[:, 0])
+                torch.sigmoid(gates_f, out=forget)
+            elif kind == V1:
+                torch.sigmoid(frames[n][:, :hidden], out=forget)
+            _forward_frame(
+                n, kind, train, quantizer.bits, *head, 0 if kind == V2 else n, *tail, *state,
+                n if keep > 1 else 0,
+            )  # fmt: skip
+        if train:
+            quantizer.steps.add_(int(updates[0]))
+        ctx.kind, ctx.p = kind, p
+        ctx.save_for_backward(weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st)
+        return out, current[:, -1].clone(), v, y
+
+    @staticmethod
+    def backward(ctx, gout, gi_last, gv_last, gy_last):
+        weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st = ctx.saved_tensors
+        kind = ctx.kind
+        batch, time, hidden = current.shape
+        valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
+        gi, gv, gy = gi_last.clone(), gv_last.clone(), gy_last.clone()
+        rec = torch.zeros_like(gi)
+        gdrive = current.new_empty(batch, time, hidden if kind == LIF else 2 * hidden)
+        gleak = torch.zeros(hidden, dtype=current.dtype) if kind == LIF else rec[0, :0]
+        leak = weight if kind == LIF else rec[0, :0]
+        frames = gdrive.unbind(1)
+        args = [_np(t) for t in (gout.contiguous(), rec, gi, gv, gy, leak, gleak, mask)]
+        args += [valid_np] + [_np(t) for t in (i0, current, f_all, c_all, st, gdrive)]
+        for n in reversed(range(time)):
+            _backward_frame(n, kind, ctx.p, *args)
+            if kind == V2:
+                torch.mm(frames[n], weight, out=rec)
+        gweight = None
+        if kind == LIF:
+            gweight = gleak
+        elif kind == V2:
+            gy += rec
+            if ctx.needs_input_grad[1]:
+                gweight = gdrive[:, 0].t() @ y0
+                for b in range(batch):
+                    gweight.addmm_(gdrive[b, 1:].t(), y_all[b, :-1])
+        return gdrive, gweight, gi, gv, gy, None, None, None, None, None
+
+
+def supports(layer: SpikingNeuron, x: torch.Tensor) -> bool:
+    """Whether :func:`fused_forward` applies: a stock neuron class, on CPU, in float32 or float64.
+
+    Example
+    -------
+    >>> supports(LIFNeuron(3, 2), torch.zeros(1, 4, 3))
+    True
+    """
+    dtype = layer.quantizer.ema.dtype
+    return (
+        type(layer) in KINDS
+        and x.device.type == "cpu"
+        and layer.quantizer.ema.device.type == "cpu"
+        and dtype in (torch.float32, torch.float64)
+        and x.dtype == dtype
+    )
+
+
+def fused_forward(
+    layer: SpikingNeuron,
+    x: torch.Tensor,
+    state: NeuronState | None = None,
+    valid: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, NeuronState]:
+    """``layer(x, state, valid)`` through the fused recurrence; the contract of ``SpikingNeuron.forward``.
+
+    Arguments
+    ---------
+    layer : SpikingNeuron
+        A layer for which :func:`supports` holds.
+    x : torch.Tensor
+        Input (batch, time, input_size).
+    state : NeuronState, optional
+        State to continue from; zeros when ``None``. Gradients reach it.
+    valid : torch.Tensor, optional
+        (batch, time) bool, False on padded frames.
+
+    Returns
+    -------
+    spikes : torch.Tensor
+        (batch, time, hidden_size).
+    state : NeuronState
+        The state after each sequence's last valid frame.
+
+    Example
+    -------
+    >>> layer = RecurrentGatedLIFNeuron(4, 3).eval()
+    >>> x = torch.randn(2, 5, 4)
+    >>> torch.equal(fused_forward(layer, x)[0], layer.reference_forward(x)[0])
+    True
+    """
+    if not supports(layer, x):
+        raise ValueError(f"no fused recurrence for {type(layer).__name__} on {x.device} {x.dtype}")
+    batch = x.shape[0]
+    if state is None:
+        state = layer.initial_state(batch, x)
+    drive = layer.drive(x, valid).contiguous()
+    mask = layer.dropout_mask(batch, x)
+    if mask is None:
+        mask = x.new_ones(batch, layer.hidden_size)  # multiplying by 1 is exact: same as no mask
+    kind = KINDS[type(layer)]
+    weight = layer.leak() if kind == LIF else layer.u.weight if kind == V2 else None
+    out, *final = _FusedRecurrence.apply(
+        drive,
+        weight,
+        *(s.contiguous() for s in state),
+        kind,
+        layer.quantizer,
+        layer.training,
+        mask,
+        None if valid is None else valid.contiguous(),
+    )
+    return out, NeuronState(*final)

@@ -1,0 +1,203 @@
+"""The fused recurrence (snn_asr.fused) against the reference loop: bit-identical forward, same gradients."""
+
+import copy
+
+import pytest
+import torch
+
+from snn_asr import SpikingRNN
+from snn_asr.fused import fused_forward, supports
+from snn_asr.neurons import NEURONS, NeuronState, RecurrentGatedLIFNeuron
+
+SPIKES = [(6, 3), (3, 0), (1, 0)]  # (bits, threshold): the paper's, a coarse one, binary
+
+
+def padding(batch: int, time: int) -> torch.Tensor:
+    valid = torch.ones(batch, time, dtype=torch.bool)
+    valid[1, time * 2 // 3 :] = False
+    valid[2, time // 4 :] = False
+    return valid
+
+
+def pair(kind, bits, threshold, train, dtype=torch.float32, dropout=0.3):
+    """A layer with non-trivial statistics and an identical copy that runs the reference loop."""
+    layer = NEURONS[kind](5, 8, bits=bits, threshold=threshold, dropout=dropout).to(dtype)
+    layer.train()
+    with torch.no_grad():
+        layer(torch.randn(4, 10, 5, dtype=dtype) * 2)
+    layer.train(train)
+    reference = copy.deepcopy(layer)
+    reference.implementation = "reference"
+    return layer, reference
+
+
+def run(layer, x, state, valid, seed=7):
+    torch.manual_seed(seed)  # the same dropout mask for both
+    return layer(x, state, valid)
+
+
+def loss(out, state, weights):
+    return (out * weights).sum() + sum((s * (k + 1.5)).sum() for k, s in enumerate(state))
+
+
+@pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
+@pytest.mark.parametrize("bits, threshold", SPIKES)
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("padded", [False, True])
+def test_forward_is_bit_identical(kind, bits, threshold, train, padded):
+    torch.manual_seed(0)
+    layer, reference = pair(kind, bits, threshold, train)
+    x = torch.randn(3, 24, 5) * 2
+    state = NeuronState(*(torch.randn(3, 8) * 0.3 for _ in range(3)))
+    valid = padding(3, 24) if padded else None
+    out, final = run(layer, x, state, valid)
+    ref_out, ref_final = run(reference, x, state, valid)
+    assert (out != 0).any() and (out == 0).any()
+    assert torch.equal(out, ref_out)
+    for a, b in zip(final, ref_final):
+        assert torch.equal(a, b)
+    for a, b in zip(layer.buffers(), reference.buffers()):  # running scale (EMA, steps) and BN stats
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
+@pytest.mark.parametrize("bits, threshold", SPIKES)
+@pytest.mark.parametrize("train", [True, False])
+def test_gradients_match_reference(kind, bits, threshold, train):
+    """Gradients to the input, every parameter (W, BN, U, tau) and the initial state, in float64."""
+    torch.manual_seed(1)
+    layer, reference = pair(kind, bits, threshold, train, dtype=torch.float64)
+    x = (torch.randn(3, 20, 5, dtype=torch.float64) * 2).requires_grad_()
+    state = [(torch.randn(3, 8, dtype=torch.float64) * 0.3).requires_grad_() for _ in range(3)]
+    valid = padding(3, 20)
+    weights = torch.randn(3, 20, 8, dtype=torch.float64)
+    grads = []
+    for module in (layer, reference):
+        out, final = run(module, x, NeuronState(*state), valid)
+        inputs = [x, *state, *module.parameters()]
+        grads.append(torch.autograd.grad(loss(out, final, weights), inputs, allow_unused=True))
+    for (name, _), a, b in zip([("x", 0)] * 4 + list(layer.named_parameters()), *grads):
+        assert b is not None and a is not None, name
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
+    assert any(g.abs().sum() > 0 for g in grads[0][1:4])  # the gradient reaches the initial state
+
+
+def test_straight_through_gradient_is_zero_outside_the_scale():
+    """Voltages beyond the running scale pass no gradient through the spike function."""
+    torch.manual_seed(2)
+    layer, reference = pair("lif", 6, 3, train=False, dtype=torch.float64, dropout=0.0)
+    x = (torch.randn(2, 6, 5, dtype=torch.float64) * 50).requires_grad_()  # drives |V| past M
+    g, ref_g = (torch.autograd.grad(m(x)[0].sum(), x)[0] for m in (layer, reference))
+    torch.testing.assert_close(g, ref_g, rtol=1e-9, atol=1e-12)
+    with torch.no_grad():
+        _, final = layer(x)
+    assert (final.voltage.abs() > layer.quantizer.scale).any()
+
+
+def test_float32_gradients_agree_to_rounding():
+    torch.manual_seed(3)
+    layer, reference = pair("v2", 6, 3, train=True)
+    x = (torch.randn(4, 30, 5) * 2).requires_grad_()
+    grads = []
+    for module in (layer, reference):
+        out, _ = run(module, x, None, None)
+        grads.append(torch.autograd.grad(out.square().sum(), [x, module.u.weight]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
+
+
+def test_frames_with_no_valid_row_leave_the_scale_alone():
+    torch.manual_seed(4)
+    layer, reference = pair("v2", 6, 3, train=True)
+    x = torch.randn(1, 12, 5)
+    valid = torch.arange(12)[None] < 7
+    out, _ = run(layer, x, None, valid)
+    ref_out, _ = run(reference, x, None, valid)
+    assert torch.equal(out, ref_out)
+    assert torch.equal(layer.quantizer.steps, reference.quantizer.steps)
+    assert torch.equal(layer.quantizer.ema, reference.quantizer.ema)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "v1", "v2"])
+@pytest.mark.parametrize("train", [True, False])
+def test_chunk_boundaries(neuron, train):
+    """Chunks carried through ``hx`` equal the reference run the same way (train: the scale runs on)
+    and, in eval mode, the whole sequence at once (up to the rounding of ``W X``, whose matmul
+    may block differently for a different number of frames)."""
+    torch.manual_seed(5)
+    fused = SpikingRNN(8, input_size=5, num_layers=2, neuron=neuron, dropout=0.2)
+    with torch.no_grad():
+        fused(torch.randn(4, 10, 5) * 2)
+    fused.train(train)
+    reference = copy.deepcopy(fused)
+    reference.implementation = "reference"
+    x = torch.randn(3, 33, 5) * 2
+    results = []
+    for model in (fused, reference):
+        torch.manual_seed(6)
+        with torch.no_grad():
+            hx, pieces = None, []
+            for chunk in x.split(10, dim=1):
+                out, hx = model(chunk, hx=hx)
+                pieces.append(out)
+        results.append((torch.cat(pieces, 1), hx))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    if not train:
+        with torch.no_grad():
+            whole, final = fused(x)
+        torch.testing.assert_close(whole, results[0][0])
+        torch.testing.assert_close(final, results[0][1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spiking_rnn_bidirectional_padded_matches_reference(dtype):
+    torch.manual_seed(8)
+    fused = SpikingRNN(8, input_size=5, num_layers=2, bidirectional=True, dropout=0.1).to(dtype)
+    reference = copy.deepcopy(fused)
+    reference.implementation = "reference"
+    x = (torch.randn(3, 17, 5, dtype=dtype) * 2).requires_grad_()
+    lengths = torch.tensor([1.0, 0.7, 0.4])
+    results = []
+    for model in (fused, reference):
+        torch.manual_seed(9)
+        out, hidden = model(x, lengths=lengths)
+        grads = torch.autograd.grad(out.sum() + hidden.square().sum(), [x, *model.parameters()])
+        results.append((out, hidden, grads))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    scale = max(g.abs().max().item() for g in results[1][2])
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for a, b in zip(results[0][2], results[1][2]):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * scale)
+
+
+def test_dispatch():
+    layer = RecurrentGatedLIFNeuron(3, 4)
+    x = torch.randn(2, 5, 3)
+    assert supports(layer, x)
+    assert not supports(layer, x.half())
+
+    class Custom(RecurrentGatedLIFNeuron):
+        pass
+
+    custom = Custom(3, 4)
+    assert not supports(custom, x)
+    custom(x)  # "auto" falls back to the reference
+    custom.implementation = "fused"
+    with pytest.raises(ValueError, match="no fused recurrence"):
+        custom(x)
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        SpikingRNN(4, input_size=3, implementation="fast")
+    rnn = SpikingRNN(4, input_size=3, num_layers=2)
+    rnn.implementation = "reference"
+    assert all(layer.implementation == "reference" for layer in rnn.layers)
+
+
+def test_no_grad_inference_matches():
+    torch.manual_seed(10)
+    layer, reference = pair("v2", 6, 3, train=False)
+    x = torch.randn(2, 15, 5)
+    with torch.no_grad():
+        out, _ = fused_forward(layer, x)
+    assert torch.equal(out, reference(x)[0])

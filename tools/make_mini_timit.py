@@ -1,0 +1,900 @@
+#!/usr/bin/env python3
+"""Synthesizes a mini TIMIT with espeak-ng, in exactly TIMIT's layout.
+
+::
+
+    OUT/TRAIN|TEST/DR1..DR8/<speaker>/<utterance>.WAV|.PHN|.WRD|.TXT   (--lowercase: lower case)
+    OUT/DOC/MINI_TIMIT.JSON                                          (how each file was made)
+
+- ``.WAV``: NIST SPHERE (``NIST_1A``), 16 kHz, 16-bit PCM: espeak-ng's 22.05 kHz speech,
+  padded with 80-250 ms of silence at each end, resampled to 16 kHz, with a faint noise floor.
+- ``.PHN``: TIMIT 61-set phones with sample times. espeak-ng reports each phoneme it
+  synthesizes, with its start sample in the audio (phoneme events of libespeak-ng); each
+  phoneme's IPA name is mapped to TIMIT labels (:data:`IPA_TO_TIMIT`) and given the time
+  until the next phoneme. So labels are what was spoken (the sequence equals the mapping
+  of ``espeak-ng --ipa`` for the text), and times are exact up to how the mapping splits
+  a phoneme: stops get a closure (``bcl b``, ``tcl t``, ...; the closure is the first
+  55-70 % of espeak's stop), affricates ``tcl ch``/``dcl jh``, a phoneme mapped to two
+  phones (``ɑːɹ`` -> ``aa r``) is split 65/35, and a phoneme espeak gives no time of its
+  own (a coda ``l`` blended into the vowel) takes the last third of the previous phone.
+  Silence at the ends is ``h#``, pauses inside are ``pau``. Never produced: ``ax-h em eng
+  epi hv nx ux`` (espeak-ng has no such phones).
+- ``.WRD``: words with the times of their phones; ``.TXT``: ``0 <samples> <sentence>``.
+- Dialect regions DR1-DR8 are espeak-ng's eight English accents (:data:`DIALECT_VOICES`);
+  speakers are voice variants (``+m1``..``+m7``, ``+f1``..``+f5``) with their own pitch and rate.
+  Speaker IDs follow TIMIT (``f``/``m`` + initials + digit); the dev and core-test speakers
+  carry the real standard IDs, so ``recipes/TIMIT/timit_prepare.py`` splits them as in TIMIT.
+- Each speaker reads SA1, SA2 (TIMIT's two calibration sentences), 3 SI and 5 SX sentences;
+  SX sentences are shared by up to 7 speakers, train and test sentences do not overlap.
+  Sentences come from a small built-in grammar (about 400 words).
+
+Deterministic given ``--seed`` (each synthesis runs in a fresh fork, since libespeak-ng keeps
+state between calls). Sizes (10 utterances per speaker, 8 of them used by the recipe):
+``tiny`` (4 speakers, for tests), ``ci`` (40 speakers: 24 train, 8 dev, 8 core test; 400
+utterances, about 30 s on 2 cores), ``medium`` (170 speakers: 96 train, all 50 dev and 24
+core test) and ``large`` (TIMIT's own 630 speakers: 462 train, 50 dev, 24 core test and 94
+other test speakers; 6300 utterances, about 8 min on 2 cores).
+
+Example::
+
+    python tools/make_mini_timit.py data/mini_timit --size ci
+    python recipes/TIMIT/train.py recipes/TIMIT/hparams/snn.yaml --data_folder data/mini_timit
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import math
+import multiprocessing
+import os
+import pickle
+import random
+import re
+import shutil
+import sys
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ESPEAK_RATE = 22050
+SAMPLE_RATE = 16000
+MARKER = "MINI_TIMIT.JSON"
+
+SA_SENTENCES = {
+    "sa1": "She had your dark suit in greasy wash water all year.",
+    "sa2": "Don't ask me to carry an oily rag like that.",
+}
+
+# Dialect region -> espeak-ng English accent (its voice name).
+DIALECT_VOICES: dict[str, str] = {
+    "dr1": "en-gb-x-rp",
+    "dr2": "en-us",
+    "dr3": "en-gb-x-gbcwmd",
+    "dr4": "en-gb-x-gbclan",
+    "dr5": "en-029",
+    "dr6": "en-us-nyc",
+    "dr7": "en",
+    "dr8": "en-gb-scotland",
+}
+VARIANTS = {"m": ["m1", "m2", "m3", "m4", "m5", "m6", "m7"], "f": ["f1", "f2", "f3", "f4", "f5"]}
+
+# The standard dev (50) and core test (24) speakers of TIMIT, by dialect region.
+DEV_BY_DIALECT: dict[str, list[str]] = {
+    "dr1": "faks0 fdac1 fjem0 mjsw0 mreb0".split(),
+    "dr2": "mgwt0 mjar0 mmdb1 mmdm2 mpdf0".split(),
+    "dr3": "fcmh0 fkms0 mbdg0 mbwm0 mcsh0 mglb0 mgjf0 mmjr0 mmwh0 mrtk0 mtaa0 mtdt0 mthc0 mwjg0".split(),
+    "dr4": "fadg0 fdms0 fedw0 fgjd0 fjmg0 fnmr0 frew0 fsem0 mbns0 mdls0 mroa0 mteb0".split(),
+    "dr5": "fcal1 fmah0 mrws1".split(),
+    "dr6": "fdrw0 mjfc0 mrjr0".split(),
+    "dr7": "fmml0 mdlf0 mdvc0 mers0 mrcs0 mrjm4".split(),
+    "dr8": "fjsj0 majc0".split(),
+}
+CORE_BY_DIALECT: dict[str, list[str]] = {
+    "dr1": "felc0 mdab0 mwbt0".split(),
+    "dr2": "fpas0 mtas1 mwew0".split(),
+    "dr3": "fpkt0 mjmp0 mlnt0".split(),
+    "dr4": "fjlm0 mlll0 mtls0".split(),
+    "dr5": "fnlp0 mbpm0 mklt0".split(),
+    "dr6": "fmgd0 mcmj0 mjdh0".split(),
+    "dr7": "fdhc0 mgrt0 mnjm0".split(),
+    "dr8": "fmld0 mjln0 mpam0".split(),
+}
+# TIMIT's speakers per dialect region: training set, and test set (dev + core + others).
+TIMIT_TRAIN = {"dr1": 38, "dr2": 76, "dr3": 76, "dr4": 68, "dr5": 70, "dr6": 35, "dr7": 77, "dr8": 22}
+TIMIT_TEST = {"dr1": 11, "dr2": 26, "dr3": 26, "dr4": 32, "dr5": 28, "dr6": 11, "dr7": 23, "dr8": 11}
+
+
+@dataclass(frozen=True)
+class Size:
+    """Speakers per dialect region: training, dev, core test and other test speakers."""
+
+    train: dict[str, int]
+    dev: dict[str, int]
+    core: dict[str, int]
+    other_test: dict[str, int]
+
+
+def _per_dialect(count: int | dict[str, int]) -> dict[str, int]:
+    return {d: count.get(d, 0) if isinstance(count, dict) else count for d in DIALECT_VOICES}
+
+
+_ALL_DEV = {d: len(s) for d, s in DEV_BY_DIALECT.items()}
+_ALL_CORE = {d: len(s) for d, s in CORE_BY_DIALECT.items()}
+SIZES: dict[str, Size] = {
+    # 4 speakers, 40 files: for tests
+    "tiny": Size(_per_dialect({"dr2": 1, "dr5": 1}), _per_dialect({"dr1": 1}), _per_dialect({"dr6": 1}),
+                 _per_dialect(0)),
+    # 40 speakers (24 train, 8 dev, 8 core test), 400 files: trains in minutes
+    "ci": Size(_per_dialect(3), _per_dialect(1), _per_dialect(1), _per_dialect(0)),
+    # 170 speakers (96 train, all 50 dev and 24 core test)
+    "medium": Size(_per_dialect(12), _ALL_DEV, _ALL_CORE, _per_dialect(0)),
+    # TIMIT's own 630 speakers per dialect region
+    "large": Size(
+        dict(TIMIT_TRAIN),
+        _ALL_DEV,
+        _ALL_CORE,
+        {d: TIMIT_TEST[d] - _ALL_DEV[d] - _ALL_CORE[d] for d in DIALECT_VOICES},
+    ),
+}  # fmt: skip
+
+# ---------------------------------------------------------------------------------------------
+# espeak-ng's IPA phoneme names -> TIMIT 61-set phones. Stops and affricates get their
+# closure added by :func:`timit_segments`.
+IPA_TO_TIMIT: dict[str, tuple[str, ...]] = {
+    # consonants
+    "b": ("b",), "d": ("d",), "ɡ": ("g",), "p": ("p",), "t": ("t",), "t̪": ("t",), "k": ("k",),
+    "dʒ": ("jh",), "tʃ": ("ch",), "f": ("f",), "v": ("v",), "θ": ("th",), "ð": ("dh",),
+    "s": ("s",), "z": ("z",), "ʃ": ("sh",), "ʒ": ("zh",), "h": ("hh",), "m": ("m",), "n": ("n",),
+    "ŋ": ("ng",), "l": ("l",), "ɫ": ("l",), "ɹ": ("r",), "r": ("r",), "w": ("w",), "ʍ": ("w",),
+    "j": ("y",), "ɾ": ("dx",), "ʔ": ("q",), "n̩": ("en",), "m̩": ("em",), "l̩": ("el",),
+    "ŋ̍": ("eng",), "əl": ("el",),
+    # vowels
+    "i": ("iy",), "iː": ("iy",), "ɪ": ("ih",), "ᵻ": ("ix",), "e": ("ey",), "ei": ("ey",),
+    "eɪ": ("ey",), "eː": ("ey",), "ɛ": ("eh",), "eə": ("eh",), "æ": ("ae",), "a": ("ae",),
+    "ɛə": ("ae",), "a:": ("aa",), "aa": ("aa",), "aː": ("aa",), "ɑ": ("aa",), "ɑː": ("aa",),
+    "ɑə": ("aa",), "ɒ": ("aa",), "ɔ": ("ao",), "ɔː": ("ao",), "ɔə": ("ao",), "oə": ("ao",),
+    "o": ("ow",), "oː": ("ow",), "oʊ": ("ow",), "əʊ": ("ow",), "ʌʊ": ("ow",), "ʊ": ("uh",),
+    "ʉ": ("uh",), "ʊə": ("uh",), "uː": ("uw",), "ʉː": ("uw",), "əu": ("uw",), "ʌ": ("ah",),
+    "ə": ("ax",), "ɐ": ("ax",), "ɚ": ("axr",), "ɜ": ("axr",), "ɜː": ("er",), "ɝ": ("er",),
+    "əɹ": ("er",), "ʌɹ": ("er",), "əɪ": ("er",), "aɪ": ("ay",), "aʊ": ("aw",), "æʊ": ("aw",),
+    "ʌʉ": ("aw",), "ɔɪ": ("oy",), "oɪ": ("oy",),
+    # vowel sequences in one espeak phoneme
+    "aɪə": ("ay", "ax"), "aɪɚ": ("ay", "axr"), "iə": ("iy", "ax"), "ɑːɹ": ("aa", "r"),
+    "ɑɹ": ("aa", "r"), "ɔːɹ": ("ao", "r"), "ɔɹ": ("ao", "r"), "oːɹ": ("ao", "r"),
+    "ɪɹ": ("ih", "r"), "ɛɹ": ("eh", "r"), "ʊɹ": ("uh", "r"), "ʉɹ": ("uh", "r"),
+}  # fmt: skip
+PUNCTUATION = ".,?!;:"
+MODIFIERS = frozenset({"ʲ", ""})  # espeak phonemes that only colour the previous one: merged into it
+STRESS = "ˈˌ"
+CLOSURES = {"b": "bcl", "d": "dcl", "g": "gcl", "p": "pcl", "t": "tcl", "k": "kcl", "jh": "dcl", "ch": "tcl"}
+RELEASE_SHARE = {"b": 0.3, "d": 0.3, "g": 0.3, "p": 0.45, "t": 0.45, "k": 0.45, "jh": 0.6, "ch": 0.65}
+
+
+def ipa_to_timit(ipa: str) -> tuple[str, ...]:
+    """TIMIT phones of one espeak-ng IPA phoneme (stress marks ignored; no closures).
+
+    Raises ``KeyError`` for a phoneme outside :data:`IPA_TO_TIMIT`.
+
+    Example
+    -------
+    >>> ipa_to_timit("ˈɑːɹ")
+    ('aa', 'r')
+    >>> ipa_to_timit("ʔ")
+    ('q',)
+    """
+    name = ipa.strip(STRESS)
+    if name in MODIFIERS:
+        return ()
+    return IPA_TO_TIMIT[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences
+NOUNS = [tuple(pair.split("/")) for pair in """
+dog/dogs cat/cats house/houses garden/gardens river/rivers boy/boys girl/girls teacher/teachers
+farmer/farmers doctor/doctors kitten/kittens button/buttons bottle/bottles table/tables apple/apples
+window/windows letter/letters paper/papers book/books coin/coins toy/toys king/kings queen/queens
+child/children mouse/mice sheep/sheep fish/fish treasure/treasures garage/garages vision/visions
+thief/thieves path/paths mouth/mouths cloud/clouds village/villages judge/judges church/churches
+bridge/bridges wagon/wagons yacht/yachts wolf/wolves shoe/shoes watch/watches jacket/jackets
+engine/engines voice/voices island/islands mountain/mountains student/students soldier/soldiers
+rabbit/rabbits horse/horses pocket/pockets basket/baskets feather/feathers pillow/pillows
+ladder/ladders hammer/hammers needle/needles pencil/pencils blanket/blankets kettle/kettles
+tiger/tigers monkey/monkeys lawyer/lawyers nurse/nurses pilot/pilots singer/singers captain/captains
+oven/ovens cup/cups puzzle/puzzles drum/drums shadow/shadows market/markets orange/oranges
+""".split()]  # fmt: skip
+MASS_NOUNS = "oil water music sugar butter coffee money weather bread cheese soup milk honey".split()
+ADJECTIVES = """big small old young red green yellow purple brown quiet noisy happy angry little gentle
+heavy thick thin smooth rough warm cold bright dark clever lazy strange usual famous wooden golden
+silver careful hungry thirsty tired busy empty shiny muddy sharp round tall short clean dirty rich
+poor proud loyal""".split()
+VERBS = [tuple(pair.split("/")) for pair in """
+see/saw find/found take/took bring/brought carry/carried push/pushed pull/pulled wash/washed
+paint/painted fix/fixed move/moved choose/chose catch/caught throw/threw buy/bought sell/sold hide/hid
+lose/lost keep/kept hold/held show/showed measure/measured borrow/borrowed follow/followed
+visit/visited watch/watched join/joined enjoy/enjoyed touch/touched judge/judged open/opened
+close/closed change/changed thank/thanked bother/bothered fetch/fetched guard/guarded weigh/weighed
+build/built
+""".split()]  # fmt: skip
+ADVERBS = """quickly slowly quietly loudly gently carefully happily yesterday today again early together
+outside everywhere later often certainly""".split()
+PREPOSITIONS = "near behind under over beside inside across through beyond toward along".split()
+NAMES = """John Mary George Susan Thomas Ruth Michael Joyce Charles Judy Peter Anne Arthur Helen Oliver
+Vivian Richard Emma Joseph Zoe Nathan Julia Edward Gloria""".split()
+NUMBERS = "two three four five six seven eight nine ten eleven twelve twenty".split()
+_PERSONS = (
+    "boy girl teacher farmer doctor child thief judge student soldier lawyer nurse pilot singer captain"
+)
+PEOPLE = [n for n in NOUNS if n[0] in set(_PERSONS.split()) | {"king", "queen"}]
+
+
+class SentenceGenerator:
+    """Random English sentences from a small grammar; deterministic given the ``random.Random``.
+
+    Example
+    -------
+    >>> gen = SentenceGenerator(random.Random(0))
+    >>> sentence = gen.sentence()
+    >>> sentence[0].isupper() and sentence[-1] in ".?"
+    True
+    >>> sentence == SentenceGenerator(random.Random(0)).sentence()
+    True
+    """
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def _np(self, plural: bool = False) -> str:
+        r = self.rng
+        noun = r.choice(NOUNS)[1 if plural else 0]
+        if plural:
+            return " ".join(w for w in [r.choice(["the", r.choice(NUMBERS), "some", "many"]), noun])
+        article = r.choice(["the", "the", "a", "his", "her", "their", "your"])
+        if article == "a":
+            adjective = r.choice(ADJECTIVES)
+            return f"{'an' if adjective[0] in 'aeiou' else 'a'} {adjective} {noun}"
+        return f"{article} {r.choice(ADJECTIVES)} {noun}" if r.random() < 0.6 else f"{article} {noun}"
+
+    def _subject(self) -> str:
+        r = self.rng
+        return r.choice([lambda: r.choice(NAMES), lambda: self._np(), lambda: self._np(plural=True)])()
+
+    def sentence(self) -> str:
+        """One sentence, capitalized, ending in ``.`` or ``?``."""
+        r = self.rng
+        verb, past = r.choice(VERBS)
+        templates = [
+            lambda: f"{self._subject()} {past} {self._np(r.random() < 0.3)} {r.choice(ADVERBS)}.",
+            lambda: f"{self._subject()} {past} {self._np()} {r.choice(PREPOSITIONS)} {self._np()}.",
+            lambda: f"{r.choice(NAMES)} and {r.choice(NAMES)} {past} {self._np(True)}, {r.choice(ADVERBS)}.",
+            lambda: f"Did {self._subject()} {verb} {self._np()} {r.choice(PREPOSITIONS)} {self._np()}?",
+            lambda: f"{self._subject()} will {verb} the {r.choice(MASS_NOUNS)} {r.choice(ADVERBS)}.",
+            lambda: (
+                f"{r.choice(ADVERBS).capitalize()}, {self._subject()} {past} {self._np(r.random() < 0.5)}."
+            ),
+            lambda: (
+                f"The {r.choice(PEOPLE)[0]} was {r.choice(ADJECTIVES)} because {self._subject()} "
+                f"{past} the {r.choice(MASS_NOUNS)}."
+            ),
+            lambda: f"Why would {self._subject()} {verb} {r.choice(NUMBERS)} {r.choice(NOUNS)[1]}?",
+            lambda: (
+                f"There were {r.choice(NUMBERS)} {r.choice(ADJECTIVES)} {r.choice(NOUNS)[1]} "
+                f"{r.choice(PREPOSITIONS)} {self._np()}."
+            ),
+        ]
+        text = r.choice(templates)()
+        return text[0].upper() + text[1:]
+
+
+def sentence_words(text: str) -> list[str]:
+    """Lower-case words of a sentence, as in TIMIT's ``.WRD`` files.
+
+    Example
+    -------
+    >>> sentence_words("Don't ask me, John.")
+    ["don't", 'ask', 'me', 'john']
+    """
+    return [w.strip(PUNCTUATION).lower() for w in text.split() if w.strip(PUNCTUATION)]
+
+
+# ---------------------------------------------------------------------------------------------
+# espeak-ng through its C library
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
+_EVENT_WORD, _EVENT_PHONEME = 1, 7
+_PARAM_RATE, _PARAM_PITCH = 1, 3
+
+
+@dataclass(frozen=True)
+class Phoneme:
+    """One phoneme espeak-ng synthesized: start sample (22.05 kHz), mnemonic and IPA names."""
+
+    sample: int
+    name: str
+    ipa: str
+
+    @property
+    def is_pause(self) -> bool:
+        """espeak's pauses are the phonemes named ``_``, ``_:``, ``_!``, ..."""
+        return self.name.startswith("_")
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """espeak-ng output: int16 audio at 22.05 kHz, its phonemes, and its words as
+    ``(start sample, 1-based text position, length in characters)``."""
+
+    audio: np.ndarray
+    phonemes: list[Phoneme]
+    words: list[tuple[int, int, int]]
+
+
+def _load_espeak() -> ctypes.CDLL:
+    name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        raise SystemExit(
+            "make_mini_timit: libespeak-ng not found; install espeak-ng (apt-get install espeak-ng)"
+        ) from None
+
+
+def _synthesize_here(voice: str, text: str, rate: int, pitch: int, ipa: bool) -> tuple:
+    """Runs espeak-ng in this process (call in a fresh fork): audio, phoneme and word events."""
+    lib = _load_espeak()
+    chunks: list[np.ndarray] = []
+    phonemes: list[tuple[int, str]] = []
+    words: list[tuple[int, int, int]] = []
+
+    def callback(wav, count, events):
+        if count > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+        i = 0
+        while events[i].type != 0:
+            event = events[i]
+            if event.type == _EVENT_PHONEME:
+                phonemes.append((event.sample, event.id.string.decode("utf-8", "replace")))
+            elif event.type == _EVENT_WORD:
+                words.append((event.sample, event.text_position, event.length))
+            i += 1
+        return 0
+
+    handle = _CALLBACK(callback)
+    if lib.espeak_Initialize(2, 0, None, 3 if ipa else 1) <= 0:  # synchronous, phoneme events
+        raise RuntimeError("espeak_Initialize failed; is espeak-ng-data installed?")
+    lib.espeak_SetSynthCallback(handle)
+    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+    lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
+    lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
+    data = text.encode()
+    if lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None) != 0:  # POS_CHARACTER, UTF-8
+        raise RuntimeError(f"espeak_Synth failed for {text!r}")
+    lib.espeak_Synchronize()
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+    return audio, phonemes, words
+
+
+def _in_fork(function, *args):
+    """``function(*args)`` in a forked child (a pristine copy of this process); returns its result."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into the parent's code, whatever happens
+        try:
+            os.close(read_fd)
+            try:
+                result = (True, function(*args))
+            except BaseException as err:  # reported to the parent
+                result = (False, f"{type(err).__name__}: {err}")
+            with os.fdopen(write_fd, "wb") as pipe:
+                pickle.dump(result, pipe)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        payload = pipe.read()
+    os.waitpid(pid, 0)
+    if not payload:
+        raise RuntimeError("espeak-ng synthesis process died")
+    ok, value = pickle.loads(payload)
+    if not ok:
+        raise RuntimeError(value)
+    return value
+
+
+def synthesize(voice: str, text: str, rate: int = 175, pitch: int = 50) -> Synthesis:
+    """Speaks ``text`` with espeak-ng; returns the audio and the timed phonemes and words.
+
+    libespeak-ng keeps state from one synthesis to the next (the audio of a sentence shifts
+    by a few samples), so each synthesis runs in a fresh fork of this process: the result
+    depends only on the arguments. It runs twice, once reporting espeak's phoneme
+    mnemonics (which tell pauses apart) and once their IPA names.
+
+    Arguments
+    ---------
+    voice : str
+        espeak-ng voice, e.g. ``"en-us+f2"``.
+    text : str
+        The sentence.
+    rate, pitch : int
+        Words per minute; pitch 0-100.
+
+    Returns
+    -------
+    Synthesis
+        ``audio`` (samples,) int16 at 22.05 kHz; ``phonemes`` in order; ``words``.
+
+    Example
+    -------
+    >>> out = synthesize("en-us", "Hello there.")
+    >>> [p.ipa for p in out.phonemes if not p.is_pause]
+    ['h', 'ə', 'l', 'oʊ', 'ð', 'ɛɹ']
+    >>> len(out.words), out.audio.dtype
+    (2, dtype('int16'))
+    """
+    audio, names, words = _in_fork(_synthesize_here, voice, text, rate, pitch, False)
+    audio_ipa, ipas, _ = _in_fork(_synthesize_here, voice, text, rate, pitch, True)
+    if len(names) != len(ipas) or not np.array_equal(audio, audio_ipa):
+        raise RuntimeError(f"espeak-ng gave different results for the same input: {voice} {text!r}")
+    phonemes = [Phoneme(s, name, ipa) for (s, name), (_, ipa) in zip(names, ipas)]
+    return Synthesis(audio=audio, phonemes=phonemes, words=words)
+
+
+# ---------------------------------------------------------------------------------------------
+# Phone and word segments
+
+
+def timit_segments(
+    synthesis: Synthesis, lead: int = 0, total: int | None = None
+) -> list[tuple[int, int, str]]:
+    """TIMIT phone segments ``(start, end, phone)`` of a synthesis, in 22.05 kHz samples.
+
+    Each espeak phoneme lasts until the next one starts; its IPA name is mapped by
+    :func:`ipa_to_timit`; stops and affricates are split into closure and release;
+    modifiers (``ʲ``) are merged into the previous phone; pauses become ``pau``, and the
+    silence at both ends ``h#``. Segments are contiguous from 0 to ``total``.
+
+    Arguments
+    ---------
+    synthesis : Synthesis
+        Output of :func:`synthesize`.
+    lead : int
+        Samples of silence added before the audio (shifts every time).
+    total : int, optional
+        Length of the padded audio (default: ``lead + len(audio)``).
+
+    Example
+    -------
+    >>> out = synthesize("en-us", "Good.")
+    >>> [p for _, _, p in timit_segments(out)]
+    ['h#', 'gcl', 'g', 'uh', 'dcl', 'd', 'h#']
+    """
+    total = lead + len(synthesis.audio) if total is None else total
+    events = synthesis.phonemes
+    raw: list[tuple[int, int, tuple[str, ...] | None]] = []  # None: pause
+    for i, ph in enumerate(events):
+        start = lead + ph.sample
+        end = lead + (events[i + 1].sample if i + 1 < len(events) else len(synthesis.audio))
+        if end <= start:  # spoken inside the previous phoneme (e.g. a coda /l/): take its last third
+            phones = () if ph.is_pause else ipa_to_timit(ph.ipa)
+            if phones and raw and raw[-1][2] and raw[-1][1] - raw[-1][0] >= 6:
+                prev_start, prev_end, prev = raw[-1]
+                cut = prev_end - (prev_end - prev_start) // 3
+                raw[-1] = (prev_start, cut, prev)
+                raw.append((cut, prev_end, phones))
+            continue
+        if ph.is_pause:
+            raw.append((start, end, None))
+            continue
+        phones = ipa_to_timit(ph.ipa)
+        if not phones:  # modifier: extend the previous phone
+            if raw and raw[-1][2]:
+                raw[-1] = (raw[-1][0], end, raw[-1][2])
+            else:
+                raw.append((start, end, None))
+            continue
+        raw.append((start, end, phones))
+    segments: list[tuple[int, int, str]] = []
+    first = next((i for i, r in enumerate(raw) if r[2]), None)
+    last = max((i for i, r in enumerate(raw) if r[2]), default=None)
+    if first is None:
+        return [(0, total, "h#")]
+    segments.append((0, raw[first][0], "h#"))
+    for start, end, phones in raw[first : last + 1]:
+        if phones is None:
+            segments.append((start, end, "pau"))
+            continue
+        if len(phones) == 1 and phones[0] in CLOSURES and end - start >= 8:
+            release = max(1, round((end - start) * RELEASE_SHARE[phones[0]]))
+            segments += [(start, end - release, CLOSURES[phones[0]]), (end - release, end, phones[0])]
+            continue
+        shares = [1.0] if len(phones) == 1 else [0.65] + [0.35 / (len(phones) - 1)] * (len(phones) - 1)
+        bounds = [start] + [start + round((end - start) * sum(shares[: k + 1])) for k in range(len(phones))]
+        bounds[-1] = end
+        segments += [(a, b, p) for a, b, p in zip(bounds, bounds[1:], phones) if b > a]
+    segments.append((raw[last][1], total, "h#"))
+    return [s for s in segments if s[1] > s[0]]
+
+
+def _word_spans(text: str) -> list[tuple[int, str]]:
+    """(1-based character position, lower-case word) of each word of ``text``."""
+    spans = []
+    for match in re.finditer(r"\S+", text):
+        token = match.group()
+        word = token.strip(PUNCTUATION)
+        if word:
+            spans.append((match.start() + token.index(word) + 1, word.lower()))
+    return spans
+
+
+def word_segments(
+    synthesis: Synthesis, text: str, phones: Sequence[tuple[int, int, str]], lead: int = 0
+) -> list[tuple[int, int, str]]:
+    """Word segments ``(start, end, word)`` of a synthesis, in the time base of ``phones``.
+
+    espeak-ng reports where each word starts (a word event with its text position); a
+    word spans the phones from its start to the next word's start, less pauses. espeak
+    speaks a few word pairs as one unit (e.g. "there were"): their phones are shared in
+    proportion to the words' letters (approximate).
+
+    Arguments
+    ---------
+    synthesis : Synthesis
+        Output of :func:`synthesize` for ``text``.
+    text : str
+        The sentence.
+    phones : sequence of (start, end, phone)
+        From :func:`timit_segments` with the same ``lead``.
+    lead : int
+        Samples of silence added before the audio.
+
+    Example
+    -------
+    >>> out = synthesize("en-us", "Good dog.")
+    >>> [w for _, _, w in word_segments(out, "Good dog.", timit_segments(out))]
+    ['good', 'dog']
+    """
+    spans = _word_spans(text)
+    events = sorted((s + lead, pos) for s, pos, length in synthesis.words if length > 0)
+    if not events:
+        raise RuntimeError(f"espeak-ng reported no words for {text!r}")
+    groups: list[list[str]] = [[] for _ in events]
+    for position, word in spans:  # each word joins the last event at or before it
+        k = max([i for i, (_, pos) in enumerate(events) if pos <= position], default=0)
+        groups[k].append(word)
+    bounds = [-math.inf] + [s for s, _ in events[1:]] + [math.inf]
+    out: list[tuple[int, int, str]] = []
+    for k, words in enumerate(groups):
+        inside = [(a, b) for a, b, p in phones if p not in ("h#", "pau") and bounds[k] <= a < bounds[k + 1]]
+        if not words:
+            continue
+        if not inside:
+            raise RuntimeError(f"no phones for {' '.join(words)!r} in {text!r}")
+        letters = np.cumsum([len(w) for w in words]) / sum(len(w) for w in words)
+        cuts = [0] + [
+            max(j + 1, min(len(inside), round(len(inside) * share))) for j, share in enumerate(letters)
+        ]
+        cuts[-1] = len(inside)
+        for j, word in enumerate(words):
+            part = inside[cuts[j] : max(cuts[j + 1], cuts[j] + 1)] or inside[-1:]
+            out.append((part[0][0], part[-1][1], word))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus plan
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A synthetic speaker: TIMIT ID, split folder, dialect region and espeak voice settings."""
+
+    id: str
+    split: str  # "train" or "test"
+    dialect: str
+    voice: str
+    rate: int
+    pitch: int
+    gain: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One file set to make: speaker, utterance ID (e.g. ``sx123``) and text."""
+
+    speaker: Speaker
+    id: str
+    text: str
+
+
+def _new_speaker_id(rng: random.Random, taken: set[str]) -> str:
+    while True:
+        sex = "m" if rng.random() < 0.7 else "f"
+        name = sex + "".join(rng.choice("abcdefghijklmnoprstvwy") for _ in range(3)) + "0"
+        if name not in taken:
+            taken.add(name)
+            return name
+
+
+def _make_speaker(rng: random.Random, speaker_id: str, split: str, dialect: str) -> Speaker:
+    sex = speaker_id[0]
+    variant = rng.choice(VARIANTS[sex])
+    return Speaker(
+        id=speaker_id,
+        split=split,
+        dialect=dialect,
+        voice=f"{DIALECT_VOICES[dialect]}+{variant}",
+        rate=rng.randint(145, 190),
+        pitch=rng.randint(30, 70),
+        gain=round(rng.uniform(0.45, 0.95), 3),
+    )
+
+
+def plan_corpus(size: str = "ci", seed: int = 0) -> list[Utterance]:
+    """Speakers and sentences of a mini TIMIT, deterministic given ``size`` and ``seed``.
+
+    Returns
+    -------
+    list of Utterance
+        Ten per speaker (SA1, SA2, 3 SI, 5 SX), speakers ordered by split, region and ID.
+
+    Example
+    -------
+    >>> plan = plan_corpus("ci", seed=0)
+    >>> len(plan), len({u.speaker.id for u in plan})
+    (400, 40)
+    >>> plan == plan_corpus("ci", seed=0)
+    True
+    """
+    spec = SIZES[size]
+    rng = random.Random(seed)
+    taken = {s for group in (DEV_BY_DIALECT, CORE_BY_DIALECT) for d in group.values() for s in d}
+    speakers: list[Speaker] = []
+    for dialect in DIALECT_VOICES:
+        dev = rng.sample(DEV_BY_DIALECT[dialect], spec.dev[dialect])
+        core = rng.sample(CORE_BY_DIALECT[dialect], spec.core[dialect])
+        train = [_new_speaker_id(rng, taken) for _ in range(spec.train[dialect])]
+        other = [_new_speaker_id(rng, taken) for _ in range(spec.other_test[dialect])]
+        speakers += [_make_speaker(rng, s, "train", dialect) for s in sorted(train)]
+        speakers += [_make_speaker(rng, s, "test", dialect) for s in sorted(dev + core + other)]
+    speakers.sort(key=lambda s: (s.split != "train", s.dialect, s.id))
+
+    generator = SentenceGenerator(rng)
+    used: set[str] = set(SA_SENTENCES.values())
+
+    def fresh() -> str:
+        while True:
+            text = generator.sentence()
+            if text not in used:
+                used.add(text)
+                return text
+
+    utterances: list[Utterance] = []
+    sx_number, si_number = 3, 453
+    for split in ("train", "test"):
+        group = [s for s in speakers if s.split == split]
+        pool = [(sx_number + k, fresh()) for k in range(max(5, math.ceil(len(group) * 5 / 7)))]
+        sx_number += len(pool)
+        order = list(range(len(pool)))
+        rng.shuffle(order)
+        cursor = 0
+        for speaker in group:
+            chosen: list[int] = []
+            while len(chosen) < 5:  # each SX sentence read by about 7 speakers
+                k = order[cursor % len(order)]
+                cursor += 1
+                if k not in chosen:
+                    chosen.append(k)
+            utterances += [Utterance(speaker, name, text) for name, text in SA_SENTENCES.items()]
+            for _ in range(3):
+                utterances.append(Utterance(speaker, f"si{si_number}", fresh()))
+                si_number += 1
+            utterances += [Utterance(speaker, f"sx{pool[k][0]}", pool[k][1]) for k in sorted(chosen)]
+    return utterances
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def speech_to_16k(
+    synthesis: Synthesis, rng: np.random.Generator, gain: float = 0.7, noise: float = 20.0
+) -> tuple[np.ndarray, int, int]:
+    """Pads espeak-ng audio with 80-250 ms of silence at each end, resamples it to 16 kHz and
+    adds a noise floor.
+
+    Returns
+    -------
+    tuple
+        (samples,) int16 audio at 16 kHz; the silence added before it and the padded
+        length, both in 22.05 kHz samples (for :func:`timit_segments`).
+    """
+    from scipy.signal import resample_poly
+
+    lead, trail = (int(rng.integers(int(0.08 * ESPEAK_RATE), int(0.25 * ESPEAK_RATE))) for _ in range(2))
+    audio = np.concatenate([np.zeros(lead), synthesis.audio.astype(np.float64), np.zeros(trail)])
+    total = len(audio)
+    audio = resample_poly(audio, SAMPLE_RATE // 50, ESPEAK_RATE // 50) * gain  # 320 / 441
+    audio = audio + rng.normal(0.0, noise, size=len(audio))
+    return np.clip(np.round(audio), -32768, 32767).astype(np.int16), lead, total
+
+
+def render_utterance(utt: Utterance, seed: int = 0, noise: float = 20.0) -> dict:
+    """Synthesizes one utterance: 16 kHz int16 audio and the ``.PHN``/``.WRD``/``.TXT`` texts.
+
+    Returns
+    -------
+    dict
+        ``audio`` (samples,) int16 at 16 kHz, ``phn``, ``wrd``, ``txt`` (file contents).
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(f"{utt.speaker.id}/{utt.id}".encode())])
+    synthesis = synthesize(utt.speaker.voice, utt.text, utt.speaker.rate, utt.speaker.pitch)
+    audio16, lead, total = speech_to_16k(synthesis, rng, utt.speaker.gain, noise)
+    phones = timit_segments(synthesis, lead, total)
+    words = word_segments(synthesis, utt.text, phones, lead)
+    n = len(audio16)
+
+    def to16(t: int) -> int:
+        return n if t >= total else min(n, round(t * SAMPLE_RATE / ESPEAK_RATE))
+
+    def lines(segments: list[tuple[int, int, str]]) -> str:
+        out = [(to16(a), to16(b), p) for a, b, p in segments]
+        return "".join(f"{a} {b} {p}\n" for a, b, p in out if b > a)
+
+    return {"audio": audio16, "phn": lines(phones), "wrd": lines(words), "txt": f"0 {n} {utt.text}\n"}
+
+
+def _paths(out: Path, utt: Utterance, lowercase: bool) -> dict[str, Path]:
+    def case(name: str) -> str:
+        return name.lower() if lowercase else name.upper()
+
+    folder = out / case(utt.speaker.split) / case(utt.speaker.dialect) / case(utt.speaker.id)
+    return {ext: folder / case(f"{utt.id}.{ext}") for ext in ("wav", "phn", "wrd", "txt")}
+
+
+def _write_utterance(job: tuple[Path, Utterance, bool, int, float]) -> str:
+    import soundfile as sf
+
+    out, utt, lowercase, seed, noise = job
+    files = render_utterance(utt, seed, noise)
+    paths = _paths(out, utt, lowercase)
+    paths["wav"].parent.mkdir(parents=True, exist_ok=True)
+    sf.write(paths["wav"], files["audio"], SAMPLE_RATE, format="NIST", subtype="PCM_16")
+    for ext in ("phn", "wrd", "txt"):
+        paths[ext].write_text(files[ext], encoding="ascii")
+    return str(paths["wav"])
+
+
+def make_mini_timit(
+    out: str | os.PathLike,
+    size: str = "ci",
+    seed: int = 0,
+    lowercase: bool = False,
+    jobs: int = 1,
+    noise: float = 20.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Writes a mini TIMIT to ``out`` (see the module docstring); returns ``out``.
+
+    Arguments
+    ---------
+    out : path
+        Output folder; must be empty or absent (``overwrite=True`` replaces an earlier mini TIMIT).
+    size : str
+        ``"tiny"``, ``"ci"``, ``"medium"`` or ``"large"`` (:data:`SIZES`).
+    seed : int
+        Everything (speakers, sentences, padding, noise) follows from it.
+    lowercase : bool
+        Lower-case folder and file names (``train/dr1/fxyz0/sx3.wav``).
+    jobs : int
+        Parallel processes.
+    noise : float
+        Standard deviation of the added noise floor, in 16-bit units.
+    overwrite : bool
+        Replace ``out`` if it holds an earlier mini TIMIT.
+    progress : bool
+        Show a progress bar.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        marker = next((p for p in (out / "DOC" / MARKER, out / "doc" / MARKER.lower()) if p.is_file()), None)
+        if not overwrite or marker is None:
+            why = (
+                "pass --overwrite to replace it"
+                if marker
+                else "it is not a mini TIMIT; choose another folder"
+            )
+            raise SystemExit(f"make_mini_timit: output folder {str(out)!r} is not empty; {why}")
+        shutil.rmtree(out)
+    plan = plan_corpus(size, seed)
+    jobs_list = [(out, utt, lowercase, seed, noise) for utt in plan]
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(plan), desc=f"mini TIMIT ({size})", unit="utt", disable=not progress)
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            for _ in pool.imap_unordered(_write_utterance, jobs_list, chunksize=4):
+                bar.update()
+    else:
+        for job in jobs_list:
+            _write_utterance(job)
+            bar.update()
+    bar.close()
+    speakers = {u.speaker.id: u.speaker for u in plan}
+    doc = out / ("doc" if lowercase else "DOC")
+    doc.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "generator": "tools/make_mini_timit.py",
+        "size": size,
+        "seed": seed,
+        "noise": noise,
+        "sample_rate": SAMPLE_RATE,
+        "phn_times": "espeak-ng phoneme events (start samples), mapped IPA->TIMIT; stops split into "
+        "closure + release, two-phone phonemes split 65/35; see tools/make_mini_timit.py",
+        "dialect_voices": DIALECT_VOICES,
+        "speakers": {
+            k: {f: v for f, v in asdict(s).items() if f != "id"} for k, s in sorted(speakers.items())
+        },
+        "utterances": {f"{u.speaker.id}/{u.id}": u.text for u in plan},
+    }
+    (doc / (MARKER.lower() if lowercase else MARKER)).write_text(json.dumps(meta, indent=1) + "\n")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python tools/make_mini_timit.py OUT [--size ci] [--seed 0] ...``."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="See the module docstring for details.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("out", type=Path, help="output folder (the TIMIT root: TRAIN/, TEST/, DOC/)")
+    parser.add_argument(
+        "--size",
+        choices=list(SIZES),
+        default="ci",
+        help="tiny: 4 speakers (tests); ci: 40 speakers, 400 utterances (~30 s on 2 cores); medium: 170 "
+        "speakers; large: TIMIT's 630 speakers, 6300 utterances (~8 min)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (output is deterministic)")
+    parser.add_argument("--lowercase", action="store_true", help="lower-case file and folder names")
+    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="parallel processes")
+    parser.add_argument("--noise", type=float, default=20.0, help="noise floor std, 16-bit units")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier mini TIMIT in OUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    out = make_mini_timit(
+        args.out, args.size, args.seed, args.lowercase, args.jobs, args.noise, args.overwrite, not args.quiet
+    )
+    print(f"mini TIMIT ({args.size}, seed {args.seed}) written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
