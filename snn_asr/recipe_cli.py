@@ -78,7 +78,7 @@ def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str
     hparams, hparams_file, run_opts, overrides = load_recipe(argv, recipe_dir, required)
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
-        hparams["output_folder"], hparams_to_save=hparams_file, overrides=overrides
+        hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
     return hparams, run_opts
 

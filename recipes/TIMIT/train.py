@@ -29,7 +29,7 @@ from snn_asr.recipe_cli import main_guard, start_experiment
 
 RECIPE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(RECIPE_DIR))
-from timit_prepare import map_to_39, prepare_timit  # noqa: E402
+from timit_prepare import PHONES_48, map_to_39, prepare_timit  # noqa: E402
 
 
 class PhoneBrain(ASRBrain):
@@ -68,12 +68,10 @@ def dataio_prepare(hparams):
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), text_pipeline)
     lab_enc_file = save / "label_encoder.txt"
-    label_encoder.load_or_create(
+    label_encoder.load_or_create(  # the full 48-phone set, whether or not the training data has them all
         path=lab_enc_file,
-        from_didatasets=[datasets["train"]],
-        output_key="phn_list",
+        from_iterables=[PHONES_48],
         special_labels={"blank_label": hparams["blank_index"]},
-        sequence_input=True,
     )
     sb.dataio.dataset.set_output_keys(list(datasets.values()), ["id", "sig", "tokens"])
     return datasets, label_encoder
