@@ -115,13 +115,15 @@ class ASRBrain(sb.Brain):
         if stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparams.lr_annealing(error)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            # Checkpoint before logging: a run killed after its log line never repeats that epoch.
+            self.checkpointer.save_and_keep_only(meta={"error_rate": error}, min_keys=["error_rate"])
+            self._record_history(epoch, stats)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats={"loss": self.train_loss},
                 valid_stats=stats,
             )
-            self._record_history(epoch, stats)
-            self.checkpointer.save_and_keep_only(meta={"error_rate": error}, min_keys=["error_rate"])
+
         else:
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
