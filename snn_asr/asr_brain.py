@@ -37,6 +37,25 @@ class ASRBrain(sb.Brain):
         """Scoring units of a beam-search hypothesis text (space-separated words or phones)."""
         return text.split()
 
+    def _wrap_distributed(self):
+        """DDP wrapping without SpeechBrain's SyncBatchNorm conversion.
+
+        ``Brain`` converts every batch norm to ``SyncBatchNorm`` under ``torchrun``, which
+        fails on CPU (gloo) and would replace :class:`~snn_asr.normalization.MaskedBatchNorm`
+        (which keeps padding out of the statistics) with an unmasked one. Each process
+        therefore keeps its own batch-norm statistics; gradients are still all-reduced.
+        """
+        if not self.distributed_launch:
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = None if self.distributed_backend == "gloo" else [self.device]
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, device_ids=device_ids, find_unused_parameters=self.find_unused_parameters
+                )
+
     def augmenting(self, stage) -> bool:
         """Whether this stage's waveforms go through the YAML's ``wav_augment`` (``augment: True``)."""
         return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))
@@ -193,6 +212,7 @@ class ASRBrain(sb.Brain):
         to the output folder and returns the report as a dict.
         """
         self.modules.eval()
+        encoder = getattr(self.modules.encoder, "module", self.modules.encoder)  # unwrapped from DDP
         loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=8)
         reports, rasters, per_neuron = [], {}, {}
         for batch in loader:
@@ -202,10 +222,10 @@ class ASRBrain(sb.Brain):
             captured = {}
             hooks = [
                 module.register_forward_hook(_capture(captured, layer_name))
-                for layer_name, module in self.modules.encoder.named_modules()
+                for layer_name, module in encoder.named_modules()
                 if isinstance(module, SpikingNeuron)
             ]
-            reports.append(count_ops(self.modules.encoder, feats, wav_lens))
+            reports.append(count_ops(encoder, feats, wav_lens))
             for hook in hooks:
                 hook.remove()
             for layer_name, (spikes, valid) in captured.items():

@@ -89,3 +89,26 @@ def test_no_data_folder_says_what_to_pass(tmp_path):
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "--data_folder is required" in proc.stderr
+
+
+def test_torchrun_ddp_over_gloo_on_cpu(mini_timit, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        *recipe(mini_timit, out)[1:],
+        "--number_of_epochs",
+        "1",
+        "--hidden_size",
+        "32",
+        "--beam_size",
+        "0",
+        "--distributed_backend",
+        "gloo",
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(dev_error_rates(out)) == 1
+    assert (out / "wer_test.txt").exists() and (out / "ops_test.json").exists()
