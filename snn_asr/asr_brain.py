@@ -191,11 +191,20 @@ class ASRBrain(sb.Brain):
             train_loader_kwargs=hp.train_dataloader_opts,
             valid_loader_kwargs=hp.test_dataloader_opts,
         )
+        return self.test(tests)
+
+    def test(self, tests: dict, suffix: str = "") -> dict:
+        """Evaluates the best checkpoint on each split; writes ``wer_<name><suffix>.txt``.
+
+        With an empty ``suffix`` the main process also writes each split's op-count report
+        and spike plots (:meth:`spiking_report`) and returns them.
+        """
+        hp = self.hparams
         reports = {}
         for name, dataset in tests.items():
-            hp.test_wer_file = str(Path(hp.output_folder) / f"wer_{name}.txt")
+            hp.test_wer_file = str(Path(hp.output_folder) / f"wer_{name}{suffix}.txt")
             self.evaluate(dataset, min_key="error_rate", test_loader_kwargs=hp.test_dataloader_opts)
-            if sb.utils.distributed.if_main_process():
+            if not suffix and sb.utils.distributed.if_main_process():
                 reports[name] = self.spiking_report(dataset, name)
                 rates = {k: round(v, 3) for k, v in reports[name]["spike_rates"].items()}
                 print(

@@ -20,6 +20,7 @@ included). Seen n-grams are written with their interpolated probability and
 
 from __future__ import annotations
 
+import csv
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -100,6 +101,25 @@ def _backoff_prob(probs, gammas, gram: tuple) -> float:
     if k == 1:
         return probs[0][(UNK,)]
     return gammas[k - 1].get(gram[:-1], 1.0) * _backoff_prob(probs, gammas, gram[1:])
+
+
+def arpa_from_manifest(manifest: str | Path, column: str, order: int, path: str | Path) -> Path:
+    """Writes (unless ``path`` exists) an ARPA n-gram over the space-separated ``column`` of a CSV manifest.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "train.csv").write_text("ID,phn\\na,sil b sil\\nb,sil b b sil\\n")
+    >>> arpa_from_manifest(folder / "train.csv", "phn", 2, folder / "lm.arpa").name
+    'lm.arpa'
+    """
+    path = Path(path)
+    if not path.exists():
+        with open(manifest, encoding="utf-8", newline="") as fin:
+            sentences = [row[column].split() for row in csv.DictReader(fin)]
+        write_arpa(sentences, order, path)
+    return path
 
 
 def write_arpa(sentences: Iterable[list[str]], order: int, path: str | Path) -> Path:

@@ -51,6 +51,8 @@ def test_snn_recipe_learns_phones_and_writes_its_reports(mini_timit, tmp_path):
     test_per = float(re.search(r"%WER ([\d.]+)", (out / "wer_test.txt").read_text()).group(1))
     # measured here: dev PER 97 -> 22 after 6 epochs, test PER similar; 50 leaves room for seeds/CPUs
     assert test_per < 50.0, test_per
+    lm_per = float(re.search(r"%WER ([\d.]+)", (out / "wer_test_phone_lm.txt").read_text()).group(1))
+    assert lm_per < 50.0, lm_per  # beam search with the phone bigram built from the training phones
     for name in ("wer_dev.txt", "training_curves.png", "spike_raster_test.png", "spike_rates_test.png"):
         assert (out / name).stat().st_size > 0, name
     ops = json.loads((out / "ops_test.json").read_text())

@@ -27,7 +27,7 @@ from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
 from snn_asr.asr_brain import ASRBrain
-from snn_asr.ngram import write_arpa
+from snn_asr.ngram import arpa_from_manifest
 from snn_asr.recipe_cli import main_guard, start_experiment
 
 RECIPE_DIR = Path(__file__).resolve().parent
@@ -98,14 +98,11 @@ def ngram_lm(hparams) -> str | None:
         return hparams["ngram_arpa"]
     if not hparams["ngram_order"]:
         return None
-    arpa = Path(hparams["save_folder"]) / f"{hparams['ngram_order']}gram.arpa"
-    if not arpa.exists() and sb.utils.distributed.if_main_process():
-        import csv
-
-        with open(Path(hparams["save_folder"]) / "train.csv", encoding="utf-8") as fin:
-            sentences = [row["wrd"].split() for row in csv.DictReader(fin)]
-        write_arpa(sentences, hparams["ngram_order"], arpa)
-    sb.utils.distributed.ddp_barrier()
+    save = Path(hparams["save_folder"])
+    arpa = save / f"{hparams['ngram_order']}gram.arpa"
+    sb.utils.distributed.run_on_main(
+        arpa_from_manifest, args=[save / "train.csv", "wrd", hparams["ngram_order"], arpa]
+    )
     return str(arpa)
 
 
@@ -149,9 +146,7 @@ def main() -> None:
             alpha=hparams["lm_weight"],
             beta=hparams["lm_bonus"],
         )
-        for name, dataset in tests.items():
-            brain.hparams.test_wer_file = str(Path(hparams["output_folder"]) / f"wer_{name}_ngram.txt")
-            brain.evaluate(dataset, min_key="error_rate", test_loader_kwargs=hparams["test_dataloader_opts"])
+        brain.test(tests, suffix="_ngram")
 
 
 if __name__ == "__main__":

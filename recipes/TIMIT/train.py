@@ -25,6 +25,7 @@ import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from snn_asr.asr_brain import ASRBrain
+from snn_asr.ngram import arpa_from_manifest
 from snn_asr.recipe_cli import main_guard, start_experiment
 
 RECIPE_DIR = Path(__file__).resolve().parent
@@ -103,13 +104,28 @@ def main() -> None:
         checkpointer=hparams["checkpointer"],
     )
     brain.label_encoder = label_encoder
+    vocab = ["▁" + label_encoder.ind2lab[i] for i in range(len(label_encoder))]  # one "word" per phone
     if hparams["beam_size"] > 0:
         brain.test_search = CTCPrefixBeamSearcher(
-            blank_index=hparams["blank_index"],
-            vocab_list=["▁" + label_encoder.ind2lab[i] for i in range(len(label_encoder))],
-            beam_size=hparams["beam_size"],
+            blank_index=hparams["blank_index"], vocab_list=vocab, beam_size=hparams["beam_size"]
         )
-    brain.fit_and_test(datasets["train"], datasets["dev"], {"dev": datasets["dev"], "test": datasets["test"]})
+    tests = {"dev": datasets["dev"], "test": datasets["test"]}
+    brain.fit_and_test(datasets["train"], datasets["dev"], tests)
+    if hparams["beam_size"] > 0 and hparams["phone_lm_order"] > 0:
+        save = Path(hparams["save_folder"])
+        arpa = save / f"phone_{hparams['phone_lm_order']}gram.arpa"
+        sb.utils.distributed.run_on_main(
+            arpa_from_manifest, args=[save / "train.csv", "phn", hparams["phone_lm_order"], arpa]
+        )
+        brain.test_search = CTCPrefixBeamSearcher(
+            blank_index=hparams["blank_index"],
+            vocab_list=vocab,
+            beam_size=hparams["beam_size"],
+            kenlm_model_path=str(arpa),
+            alpha=hparams["lm_weight"],
+            beta=hparams["lm_bonus"],
+        )
+        brain.test(tests, suffix="_phone_lm")
 
 
 if __name__ == "__main__":
