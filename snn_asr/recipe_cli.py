@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -80,6 +81,11 @@ def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str
     sb.create_experiment_directory(
         hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
+    # SpeechBrain copies the file that called it (this one); keep the recipe's script instead.
+    if sb.utils.distributed.if_main_process():
+        output = Path(hparams["output_folder"])
+        (output / Path(__file__).name).unlink(missing_ok=True)
+        shutil.copy(Path(sys.argv[0]).resolve(), output)
     return hparams, run_opts
 
 
