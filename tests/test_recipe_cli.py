@@ -31,10 +31,21 @@ def test_bad_override_is_one_line(tmp_path):
     assert "could not load" in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru", "snn_v1", "lif"])
-def test_timit_variants_differ_only_in_the_encoder(variant):
-    base = (TIMIT / "hparams" / "snn.yaml").read_text().splitlines()
-    other = (TIMIT / "hparams" / f"{variant}.yaml").read_text().splitlines()
+@pytest.mark.parametrize(
+    "recipe,variant",
+    [
+        ("TIMIT", "lstm"),
+        ("TIMIT", "gru"),
+        ("TIMIT", "snn_v1"),
+        ("TIMIT", "lif"),
+        ("LibriSpeech", "lstm"),
+        ("LibriSpeech", "gru"),
+    ],
+)
+def test_hparams_variants_differ_only_in_the_encoder(recipe, variant):
+    folder = ROOT / "recipes" / recipe / "hparams"
+    base = (folder / "snn.yaml").read_text().splitlines()
+    other = (folder / f"{variant}.yaml").read_text().splitlines()
     changed = [
         line
         for line in difflib.unified_diff(base, other, n=0, lineterm="")
