@@ -82,10 +82,11 @@ def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str
         hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
     # SpeechBrain copies the file that called it (this one); keep the recipe's script instead.
-    if sb.utils.distributed.if_main_process():
+    script = Path(sys.argv[0]).resolve()
+    if sb.utils.distributed.if_main_process() and script.is_file():
         output = Path(hparams["output_folder"])
         (output / Path(__file__).name).unlink(missing_ok=True)
-        shutil.copy(Path(sys.argv[0]).resolve(), output)
+        shutil.copy(script, output)
     return hparams, run_opts
 
 
