@@ -18,9 +18,11 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tools"), str(REPO / "recipes" / "TIMIT"), str(REPO / "recipes" / "LibriSpeech")]
 
+import espeak_synthesis  # noqa: E402
 import librispeech_prepare as lp  # noqa: E402
 import make_librispeech_corpus as mlc  # noqa: E402
 import make_mini_timit as mmt  # noqa: E402
+import sentence_grammar  # noqa: E402
 import timit_prepare as tp  # noqa: E402
 
 from snn_asr.dataio import read_manifest  # noqa: E402
@@ -79,7 +81,7 @@ def test_mini_timit_layout(mini_timit):
         assert re.fullmatch(rf"0 {info.frames} [A-Z][^\n]*[.?]\n", text)
         assert text.split(" ", 2)[2].strip() == meta["utterances"][f"{speaker.lower()}/{utt.lower()}"]
         wrd = [line.split() for line in f["wrd"].read_text().splitlines()]
-        assert [w[2] for w in wrd] == mmt.sentence_words(text.split(" ", 2)[2])
+        assert [w[2] for w in wrd] == sentence_grammar.sentence_words(text.split(" ", 2)[2])
         assert all(int(phn[0][1]) <= int(w[0]) < int(w[1]) <= int(phn[-1][0]) for w in wrd)
     assert meta["utterances"][f"{next(iter(speakers))}/sa1"] == mmt.SA_SENTENCES["sa1"]
 
@@ -105,7 +107,7 @@ def test_mini_timit_labels_match_espeak(mini_timit):
 @needs_espeak
 def test_mini_timit_transcription_spot_check():
     """A hand-checked TIMIT transcription of espeak-ng's American voice."""
-    synthesis = mmt.synthesize("en-us", "The boy caught a yellow fish.")
+    synthesis = espeak_synthesis.synthesize("en-us", "The boy caught a yellow fish.")
     phones = " ".join(p for _, _, p in mmt.timit_segments(synthesis))
     assert phones == "h# dh ax bcl b oy kcl k ao tcl t ax y eh l ow f ih sh h#"
     words = mmt.word_segments(synthesis, "The boy caught a yellow fish.", mmt.timit_segments(synthesis))

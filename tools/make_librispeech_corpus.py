@@ -54,7 +54,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tools"), str(REPO)]  # the sibling tool, and snn_asr without installing
-import make_mini_timit as mmt  # noqa: E402  (espeak-ng synthesis and the sentence grammar)
+import make_mini_timit as mmt  # noqa: E402  (voices, and 16 kHz conversion of espeak-ng speech)
+from espeak_synthesis import synthesize  # noqa: E402
+from sentence_grammar import SentenceGenerator, sentence_words  # noqa: E402
 
 DEFAULT_FSDD = REPO.parent / "shared" / "data" / "fsdd"
 SAMPLE_RATE = 16000
@@ -317,7 +319,7 @@ def plan_espeak(size: str = "ci", seed: int = 0) -> list[Item]:
         for variant in v
     ]
     rng.shuffle(voices)
-    generator = mmt.SentenceGenerator(rng)
+    generator = SentenceGenerator(rng)
     used: set[str] = set()
     taken_speakers: set[int] = set()
     taken_chapters: set[int] = set()
@@ -341,7 +343,7 @@ def plan_espeak(size: str = "ci", seed: int = 0) -> list[Item]:
                 while text in used:
                     text = generator.sentence()
                 used.add(text)
-                words = " ".join(mmt.sentence_words(text)).upper()
+                words = " ".join(sentence_words(text)).upper()
                 entries.append((words, {"speaker": voice["voice"], "text": text, **voice}))
             per_speaker[number] = entries
         items += _assign(rng, split, per_speaker, taken_chapters)
@@ -352,7 +354,7 @@ def render_espeak(item: Item, seed: int = 0) -> np.ndarray:
     """The 16 kHz float audio of an espeak-ng sentence."""
     rng = np.random.default_rng([seed, zlib.crc32(item.id.encode())])
     recipe = item.recipe
-    synthesis = mmt.synthesize(recipe["voice"], recipe["text"], recipe["rate"], recipe["pitch"])
+    synthesis = synthesize(recipe["voice"], recipe["text"], recipe["rate"], recipe["pitch"])
     audio, _, _ = mmt.speech_to_16k(synthesis, rng, gain=0.7, noise=20.0)
     return audio.astype(np.float64) / 32768.0
 

@@ -44,13 +44,10 @@ Example::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import math
 import multiprocessing
 import os
-import pickle
 import random
 import re
 import shutil
@@ -62,7 +59,10 @@ from pathlib import Path
 
 import numpy as np
 
-ESPEAK_RATE = 22050
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from espeak_synthesis import ESPEAK_RATE, Synthesis, synthesize  # noqa: E402
+from sentence_grammar import PUNCTUATION, SentenceGenerator  # noqa: E402
+
 SAMPLE_RATE = 16000
 MARKER = "MINI_TIMIT.JSON"
 
@@ -169,7 +169,6 @@ IPA_TO_TIMIT: dict[str, tuple[str, ...]] = {
     "ɑɹ": ("aa", "r"), "ɔːɹ": ("ao", "r"), "ɔɹ": ("ao", "r"), "oːɹ": ("ao", "r"),
     "ɪɹ": ("ih", "r"), "ɛɹ": ("eh", "r"), "ʊɹ": ("uh", "r"), "ʉɹ": ("uh", "r"),
 }  # fmt: skip
-PUNCTUATION = ".,?!;:"
 MODIFIERS = frozenset({"ʲ", ""})  # espeak phonemes that only colour the previous one: merged into it
 STRESS = "ˈˌ"
 CLOSURES = {"b": "bcl", "d": "dcl", "g": "gcl", "p": "pcl", "t": "tcl", "k": "kcl", "jh": "dcl", "ch": "tcl"}
@@ -192,278 +191,6 @@ def ipa_to_timit(ipa: str) -> tuple[str, ...]:
     if name in MODIFIERS:
         return ()
     return IPA_TO_TIMIT[name]
-
-
-# ---------------------------------------------------------------------------------------------
-# Sentences
-NOUNS = [tuple(pair.split("/")) for pair in """
-dog/dogs cat/cats house/houses garden/gardens river/rivers boy/boys girl/girls teacher/teachers
-farmer/farmers doctor/doctors kitten/kittens button/buttons bottle/bottles table/tables apple/apples
-window/windows letter/letters paper/papers book/books coin/coins toy/toys king/kings queen/queens
-child/children mouse/mice sheep/sheep fish/fish treasure/treasures garage/garages vision/visions
-thief/thieves path/paths mouth/mouths cloud/clouds village/villages judge/judges church/churches
-bridge/bridges wagon/wagons yacht/yachts wolf/wolves shoe/shoes watch/watches jacket/jackets
-engine/engines voice/voices island/islands mountain/mountains student/students soldier/soldiers
-rabbit/rabbits horse/horses pocket/pockets basket/baskets feather/feathers pillow/pillows
-ladder/ladders hammer/hammers needle/needles pencil/pencils blanket/blankets kettle/kettles
-tiger/tigers monkey/monkeys lawyer/lawyers nurse/nurses pilot/pilots singer/singers captain/captains
-oven/ovens cup/cups puzzle/puzzles drum/drums shadow/shadows market/markets orange/oranges
-""".split()]  # fmt: skip
-MASS_NOUNS = "oil water music sugar butter coffee money weather bread cheese soup milk honey".split()
-ADJECTIVES = """big small old young red green yellow purple brown quiet noisy happy angry little gentle
-heavy thick thin smooth rough warm cold bright dark clever lazy strange usual famous wooden golden
-silver careful hungry thirsty tired busy empty shiny muddy sharp round tall short clean dirty rich
-poor proud loyal""".split()
-VERBS = [tuple(pair.split("/")) for pair in """
-see/saw find/found take/took bring/brought carry/carried push/pushed pull/pulled wash/washed
-paint/painted fix/fixed move/moved choose/chose catch/caught throw/threw buy/bought sell/sold hide/hid
-lose/lost keep/kept hold/held show/showed measure/measured borrow/borrowed follow/followed
-visit/visited watch/watched join/joined enjoy/enjoyed touch/touched judge/judged open/opened
-close/closed change/changed thank/thanked bother/bothered fetch/fetched guard/guarded weigh/weighed
-build/built
-""".split()]  # fmt: skip
-ADVERBS = """quickly slowly quietly loudly gently carefully happily yesterday today again early together
-outside everywhere later often certainly""".split()
-PREPOSITIONS = "near behind under over beside inside across through beyond toward along".split()
-NAMES = """John Mary George Susan Thomas Ruth Michael Joyce Charles Judy Peter Anne Arthur Helen Oliver
-Vivian Richard Emma Joseph Zoe Nathan Julia Edward Gloria""".split()
-NUMBERS = "two three four five six seven eight nine ten eleven twelve twenty".split()
-_PERSONS = (
-    "boy girl teacher farmer doctor child thief judge student soldier lawyer nurse pilot singer captain"
-)
-PEOPLE = [n for n in NOUNS if n[0] in set(_PERSONS.split()) | {"king", "queen"}]
-
-
-class SentenceGenerator:
-    """Random English sentences from a small grammar; deterministic given the ``random.Random``.
-
-    Example
-    -------
-    >>> gen = SentenceGenerator(random.Random(0))
-    >>> sentence = gen.sentence()
-    >>> sentence[0].isupper() and sentence[-1] in ".?"
-    True
-    >>> sentence == SentenceGenerator(random.Random(0)).sentence()
-    True
-    """
-
-    def __init__(self, rng: random.Random):
-        self.rng = rng
-
-    def _np(self, plural: bool = False) -> str:
-        r = self.rng
-        noun = r.choice(NOUNS)[1 if plural else 0]
-        if plural:
-            return " ".join(w for w in [r.choice(["the", r.choice(NUMBERS), "some", "many"]), noun])
-        article = r.choice(["the", "the", "a", "his", "her", "their", "your"])
-        if article == "a":
-            adjective = r.choice(ADJECTIVES)
-            return f"{'an' if adjective[0] in 'aeiou' else 'a'} {adjective} {noun}"
-        return f"{article} {r.choice(ADJECTIVES)} {noun}" if r.random() < 0.6 else f"{article} {noun}"
-
-    def _subject(self) -> str:
-        r = self.rng
-        return r.choice([lambda: r.choice(NAMES), lambda: self._np(), lambda: self._np(plural=True)])()
-
-    def sentence(self) -> str:
-        """One sentence, capitalized, ending in ``.`` or ``?``."""
-        r = self.rng
-        verb, past = r.choice(VERBS)
-        templates = [
-            lambda: f"{self._subject()} {past} {self._np(r.random() < 0.3)} {r.choice(ADVERBS)}.",
-            lambda: f"{self._subject()} {past} {self._np()} {r.choice(PREPOSITIONS)} {self._np()}.",
-            lambda: f"{r.choice(NAMES)} and {r.choice(NAMES)} {past} {self._np(True)}, {r.choice(ADVERBS)}.",
-            lambda: f"Did {self._subject()} {verb} {self._np()} {r.choice(PREPOSITIONS)} {self._np()}?",
-            lambda: f"{self._subject()} will {verb} the {r.choice(MASS_NOUNS)} {r.choice(ADVERBS)}.",
-            lambda: (
-                f"{r.choice(ADVERBS).capitalize()}, {self._subject()} {past} {self._np(r.random() < 0.5)}."
-            ),
-            lambda: (
-                f"The {r.choice(PEOPLE)[0]} was {r.choice(ADJECTIVES)} because {self._subject()} "
-                f"{past} the {r.choice(MASS_NOUNS)}."
-            ),
-            lambda: f"Why would {self._subject()} {verb} {r.choice(NUMBERS)} {r.choice(NOUNS)[1]}?",
-            lambda: (
-                f"There were {r.choice(NUMBERS)} {r.choice(ADJECTIVES)} {r.choice(NOUNS)[1]} "
-                f"{r.choice(PREPOSITIONS)} {self._np()}."
-            ),
-        ]
-        text = r.choice(templates)()
-        return text[0].upper() + text[1:]
-
-
-def sentence_words(text: str) -> list[str]:
-    """Lower-case words of a sentence, as in TIMIT's ``.WRD`` files.
-
-    Example
-    -------
-    >>> sentence_words("Don't ask me, John.")
-    ["don't", 'ask', 'me', 'john']
-    """
-    return [w.strip(PUNCTUATION).lower() for w in text.split() if w.strip(PUNCTUATION)]
-
-
-# ---------------------------------------------------------------------------------------------
-# espeak-ng through its C library
-
-
-class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
-
-
-class _Event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
-
-
-_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
-_EVENT_WORD, _EVENT_PHONEME = 1, 7
-_PARAM_RATE, _PARAM_PITCH = 1, 3
-
-
-@dataclass(frozen=True)
-class Phoneme:
-    """One phoneme espeak-ng synthesized: start sample (22.05 kHz), mnemonic and IPA names."""
-
-    sample: int
-    name: str
-    ipa: str
-
-    @property
-    def is_pause(self) -> bool:
-        """espeak's pauses are the phonemes named ``_``, ``_:``, ``_!``, ..."""
-        return self.name.startswith("_")
-
-
-@dataclass(frozen=True)
-class Synthesis:
-    """espeak-ng output: int16 audio at 22.05 kHz, its phonemes, and its words as
-    ``(start sample, 1-based text position, length in characters)``."""
-
-    audio: np.ndarray
-    phonemes: list[Phoneme]
-    words: list[tuple[int, int, int]]
-
-
-def _load_espeak() -> ctypes.CDLL:
-    name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
-    try:
-        return ctypes.CDLL(name)
-    except OSError:
-        raise SystemExit(
-            "make_mini_timit: libespeak-ng not found; install espeak-ng (apt-get install espeak-ng)"
-        ) from None
-
-
-def _synthesize_here(voice: str, text: str, rate: int, pitch: int, ipa: bool) -> tuple:
-    """Runs espeak-ng in this process (call in a fresh fork): audio, phoneme and word events."""
-    lib = _load_espeak()
-    chunks: list[np.ndarray] = []
-    phonemes: list[tuple[int, str]] = []
-    words: list[tuple[int, int, int]] = []
-
-    def callback(wav, count, events):
-        if count > 0:
-            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-        i = 0
-        while events[i].type != 0:
-            event = events[i]
-            if event.type == _EVENT_PHONEME:
-                phonemes.append((event.sample, event.id.string.decode("utf-8", "replace")))
-            elif event.type == _EVENT_WORD:
-                words.append((event.sample, event.text_position, event.length))
-            i += 1
-        return 0
-
-    handle = _CALLBACK(callback)
-    if lib.espeak_Initialize(2, 0, None, 3 if ipa else 1) <= 0:  # synchronous, phoneme events
-        raise RuntimeError("espeak_Initialize failed; is espeak-ng-data installed?")
-    lib.espeak_SetSynthCallback(handle)
-    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-        raise RuntimeError(f"espeak-ng has no voice {voice!r}")
-    lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
-    lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
-    data = text.encode()
-    if lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, 1, None, None) != 0:  # POS_CHARACTER, UTF-8
-        raise RuntimeError(f"espeak_Synth failed for {text!r}")
-    lib.espeak_Synchronize()
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-    return audio, phonemes, words
-
-
-def _in_fork(function, *args):
-    """``function(*args)`` in a forked child (a pristine copy of this process); returns its result."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into the parent's code, whatever happens
-        try:
-            os.close(read_fd)
-            try:
-                result = (True, function(*args))
-            except BaseException as err:  # reported to the parent
-                result = (False, f"{type(err).__name__}: {err}")
-            with os.fdopen(write_fd, "wb") as pipe:
-                pickle.dump(result, pipe)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        payload = pipe.read()
-    os.waitpid(pid, 0)
-    if not payload:
-        raise RuntimeError("espeak-ng synthesis process died")
-    ok, value = pickle.loads(payload)
-    if not ok:
-        raise RuntimeError(value)
-    return value
-
-
-def synthesize(voice: str, text: str, rate: int = 175, pitch: int = 50) -> Synthesis:
-    """Speaks ``text`` with espeak-ng; returns the audio and the timed phonemes and words.
-
-    libespeak-ng keeps state from one synthesis to the next (the audio of a sentence shifts
-    by a few samples), so each synthesis runs in a fresh fork of this process: the result
-    depends only on the arguments. It runs twice, once reporting espeak's phoneme
-    mnemonics (which tell pauses apart) and once their IPA names.
-
-    Arguments
-    ---------
-    voice : str
-        espeak-ng voice, e.g. ``"en-us+f2"``.
-    text : str
-        The sentence.
-    rate, pitch : int
-        Words per minute; pitch 0-100.
-
-    Returns
-    -------
-    Synthesis
-        ``audio`` (samples,) int16 at 22.05 kHz; ``phonemes`` in order; ``words``.
-
-    Example
-    -------
-    >>> out = synthesize("en-us", "Hello there.")
-    >>> [p.ipa for p in out.phonemes if not p.is_pause]
-    ['h', 'ə', 'l', 'oʊ', 'ð', 'ɛɹ']
-    >>> len(out.words), out.audio.dtype
-    (2, dtype('int16'))
-    """
-    audio, names, words = _in_fork(_synthesize_here, voice, text, rate, pitch, False)
-    audio_ipa, ipas, _ = _in_fork(_synthesize_here, voice, text, rate, pitch, True)
-    if len(names) != len(ipas) or not np.array_equal(audio, audio_ipa):
-        raise RuntimeError(f"espeak-ng gave different results for the same input: {voice} {text!r}")
-    phonemes = [Phoneme(s, name, ipa) for (s, name), (_, ipa) in zip(names, ipas)]
-    return Synthesis(audio=audio, phonemes=phonemes, words=words)
 
 
 # ---------------------------------------------------------------------------------------------
