@@ -23,6 +23,7 @@ import librispeech_prepare as lp  # noqa: E402
 import make_librispeech_corpus as mlc  # noqa: E402
 import make_mini_timit as mmt  # noqa: E402
 import sentence_grammar  # noqa: E402
+import timit_labels as tl  # noqa: E402
 import timit_prepare as tp  # noqa: E402
 
 from snn_asr.dataio import read_manifest  # noqa: E402
@@ -90,17 +91,17 @@ def test_mini_timit_layout(mini_timit):
 def test_mini_timit_labels_match_espeak(mini_timit):
     """The .PHN phones are espeak-ng's own phonemes for the text (CLI --ipa, mapped), in order."""
     meta = json.loads((mini_timit / "DOC" / "MINI_TIMIT.JSON").read_text())
-    closures = set(mmt.CLOSURES.values())
+    closures = set(tl.CLOSURES.values())
     for key, f in utterance_files(mini_timit).items():
         speaker, utt = key.split("/")[2].lower(), key.split("/")[3].lower()
         voice = meta["speakers"][speaker]
         command = ["espeak-ng", "-q", "--ipa", "--sep=_", "-v", voice["voice"], "-s", str(voice["rate"]),
                    "-p", str(voice["pitch"]), meta["utterances"][f"{speaker}/{utt}"]]  # fmt: skip
         ipa = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        expected = [p for token in re.split(r"[_\s]+", ipa) for p in mmt.ipa_to_timit(token.replace("ʲ", ""))]
+        expected = [p for token in re.split(r"[_\s]+", ipa) for p in tl.ipa_to_timit(token.replace("ʲ", ""))]
         labels = [line.split()[2] for line in f["phn"].read_text().splitlines()]
         assert [p for p in labels if p not in closures | {"h#", "pau"}] == expected, key
-        for stop, closure in mmt.CLOSURES.items():  # every stop and affricate has its closure before it
+        for stop, closure in tl.CLOSURES.items():  # every stop and affricate has its closure before it
             assert all(labels[i - 1] == closure for i, p in enumerate(labels) if p == stop and i > 0), key
 
 
@@ -108,9 +109,9 @@ def test_mini_timit_labels_match_espeak(mini_timit):
 def test_mini_timit_transcription_spot_check():
     """A hand-checked TIMIT transcription of espeak-ng's American voice."""
     synthesis = espeak_synthesis.synthesize("en-us", "The boy caught a yellow fish.")
-    phones = " ".join(p for _, _, p in mmt.timit_segments(synthesis))
+    phones = " ".join(p for _, _, p in tl.timit_segments(synthesis))
     assert phones == "h# dh ax bcl b oy kcl k ao tcl t ax y eh l ow f ih sh h#"
-    words = mmt.word_segments(synthesis, "The boy caught a yellow fish.", mmt.timit_segments(synthesis))
+    words = tl.word_segments(synthesis, "The boy caught a yellow fish.", tl.timit_segments(synthesis))
     assert [w for _, _, w in words] == ["the", "boy", "caught", "a", "yellow", "fish"]
     assert all(a[1] <= b[0] for a, b in zip(words, words[1:]))
 
