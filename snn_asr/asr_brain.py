@@ -5,12 +5,17 @@ recipe's YAML (``compute_features``, ``normalize``, ``encoder``, ``ctc_lin``,
 ``log_softmax``, ``ctc_cost``; for joint CTC/attention also ``emb``, ``dec``,
 ``seq_lin``, ``seq_cost``, ``ctc_weight``, ``valid_search``/``test_search``).
 A recipe subclasses it only to say how token ids become scoring units
-(:meth:`ASRBrain.to_units`): words for LibriSpeech, 39 phones for TIMIT.
+(:meth:`ASRBrain.to_units`): words for LibriSpeech, 39 phones for TIMIT. Test-time decoding
+is set by the recipe: :attr:`ASRBrain.test_search` (a CTC prefix beam searcher for CTC
+models, the YAML's attention beam searcher otherwise) and :attr:`ASRBrain.rescorer`
+(a SpeechBrain ``RescorerBuilder`` that re-ranks the CTC N-best list).
 
 Per epoch it logs loss and error rate, anneals the learning rate on the dev error
 (``lr_annealing``), keeps the best checkpoints, and saves PNG training curves. At test
 time it writes SpeechBrain's per-utterance alignment file, an op-count / spike-rate
-report of the encoder against a same-size GRU, a spike raster and a spike-rate histogram.
+report of the encoder against a same-size GRU, a spike raster and a spike-rate histogram, and
+cross-checks SpeechBrain's error rate against jiwer's on the same hypotheses and references
+(:func:`cross_check_wer`; a disagreement raises).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jiwer
 import speechbrain as sb
 import torch
 
@@ -26,8 +32,85 @@ from .ops import OpsReport, count_ops
 from .plots import spike_raster, spike_rate_histogram, training_curves
 
 
+class WERMismatchError(RuntimeError):
+    """SpeechBrain's ``ErrorRateStats`` and jiwer disagree on the same hypotheses and references."""
+
+
+def cross_check_wer(error_metrics: sb.utils.metric_stats.ErrorRateStats) -> dict:
+    """Word error rate of ``error_metrics``'s hypotheses/references by SpeechBrain and by jiwer.
+
+    Both count edits over the same token lists (jiwer sees them joined by spaces), so the
+    error rates, edit counts and reference lengths must agree exactly; raises
+    :class:`WERMismatchError` when they do not.
+
+    Returns
+    -------
+    dict
+        ``{"speechbrain": {...}, "jiwer": {...}, "agree": True}``, each with ``wer`` (%),
+        ``edits`` and ``ref_tokens``.
+
+    Example
+    -------
+    >>> stats = sb.utils.metric_stats.ErrorRateStats()
+    >>> stats.append(["u1", "u2"], [["A", "X", "C", "D"], []], [["A", "B", "C"], ["D", "E"]])
+    >>> cross_check_wer(stats)["jiwer"]
+    {'wer': 80.0, 'edits': 4, 'ref_tokens': 5}
+    """
+    summary = error_metrics.summarize()
+    refs = [" ".join(s["ref_tokens"]) for s in error_metrics.scores]
+    hyps = [" ".join(s["hyp_tokens"]) for s in error_metrics.scores]
+    words = jiwer.process_words(refs, hyps)
+    edits = words.substitutions + words.deletions + words.insertions
+    ref_tokens = words.hits + words.substitutions + words.deletions
+    result = {
+        "speechbrain": {
+            "wer": float(summary["error_rate"]),
+            "edits": int(summary["num_edits"]),
+            "ref_tokens": int(summary["num_scored_tokens"]),
+        },
+        "jiwer": {"wer": round(100.0 * words.wer, 10), "edits": edits, "ref_tokens": ref_tokens},
+    }
+    sb_, jw = result["speechbrain"], result["jiwer"]
+    agree = (sb_["edits"], sb_["ref_tokens"]) == (jw["edits"], jw["ref_tokens"])
+    if not agree or abs(sb_["wer"] - jw["wer"]) > 1e-6:
+        raise WERMismatchError(f"SpeechBrain and jiwer disagree on the same hypotheses: {result}")
+    return {**result, "agree": True}
+
+
+def bos_eos_tokens(token_ids: list[int], bos_index: int, eos_index: int):
+    """The decoder's input (``<bos>`` + tokens), its target (tokens + ``<eos>``) and the CTC target.
+
+    A data-pipeline helper shared by the recipes; all three are ``LongTensor``.
+
+    Example
+    -------
+    >>> [t.tolist() for t in bos_eos_tokens([5, 6], bos_index=1, eos_index=2)]
+    [[1, 5, 6], [5, 6, 2], [5, 6]]
+    """
+    return (
+        torch.LongTensor([bos_index, *token_ids]),
+        torch.LongTensor([*token_ids, eos_index]),
+        torch.LongTensor(token_ids),
+    )
+
+
 class ASRBrain(sb.Brain):
-    """CTC (and optionally joint CTC/attention) ASR over any encoder with SpeechBrain's RNN interface."""
+    """CTC (and optionally joint CTC/attention) ASR over any encoder with SpeechBrain's RNN interface.
+
+    Attributes
+    ----------
+    test_search : callable or None
+        Test-time searcher: the YAML's ``test_search`` (attention models; the recipe may
+        replace it, e.g. with one that fuses a language model), or a CTC beam searcher set
+        by the recipe (CTC models; ``None``: greedy CTC).
+    rescorer : speechbrain.decoders.scorer.RescorerBuilder or None
+        Re-ranks the N-best list of a CTC ``test_search`` (its ``topk`` hypotheses).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.test_search = getattr(self.hparams, "test_search", None) if self.attention else None
+        self.rescorer = None
 
     def to_units(self, token_ids: list[list[int]]) -> list[list[str]]:
         """Scoring units (words, phones) of each token-id sequence; recipes override this."""
@@ -81,10 +164,12 @@ class ASRBrain(sb.Brain):
         out = {"p_ctc": self.hparams.log_softmax(self.modules.ctc_lin(encoded)), "wav_lens": wav_lens}
         if self.attention:
             tokens_bos, _ = batch.tokens_bos
+            if self.augmenting(stage):
+                tokens_bos = self.hparams.wav_augment.replicate_labels(tokens_bos)
             dec_out, _ = self.modules.dec(self.modules.emb(tokens_bos), encoded, wav_lens)
             out["p_seq"] = self.hparams.log_softmax(self.modules.seq_lin(dec_out))
             if stage != sb.Stage.TRAIN:
-                search = self.hparams.test_search if stage == sb.Stage.TEST else self.hparams.valid_search
+                search = self.test_search if stage == sb.Stage.TEST else self.hparams.valid_search
                 hyps, *_ = search(encoded, wav_lens)
                 out["hyps"] = self.to_units(hyps)
         elif stage != sb.Stage.TRAIN:
@@ -92,13 +177,26 @@ class ASRBrain(sb.Brain):
         return out
 
     def ctc_decode(self, p_ctc: torch.Tensor, wav_lens: torch.Tensor, stage) -> list[list[str]]:
-        """Scoring units: greedy CTC on dev; ``self.test_search`` (a CTC beam searcher) on test if set."""
-        search = getattr(self, "test_search", None) if stage == sb.Stage.TEST else None
+        """Scoring units of CTC decoding: greedy on dev; ``self.test_search`` on test if set.
+
+        With ``self.rescorer`` set, the searcher's N-best lists (all at once) are re-ranked by
+        ``beam score + weight * rescorer score`` and the best one is kept.
+        """
+        search = self.test_search if stage == sb.Stage.TEST else None
         if search is None:
             return self.to_units(
                 sb.decoders.ctc_greedy_decode(p_ctc, wav_lens, blank_id=self.hparams.blank_index)
             )
-        return [self.text_to_units(beams[0].text) if beams else [] for beams in search(p_ctc, wav_lens)]
+        nbest = search(p_ctc, wav_lens)
+        texts = [beams[0].text if beams else "" for beams in nbest]
+        if self.rescorer is not None:
+            kept = [i for i, beams in enumerate(nbest) if beams]
+            ranked, _ = self.rescorer.rescore(
+                [[b.text for b in nbest[i]] for i in kept], [[b.lm_score for b in nbest[i]] for i in kept]
+            )
+            for i, hyps in zip(kept, ranked):
+                texts[i] = hyps[0]
+        return [self.text_to_units(text) for text in texts]
 
     def compute_objectives(self, predictions, batch, stage):
         tokens, token_lens = batch.tokens
@@ -150,6 +248,8 @@ class ASRBrain(sb.Brain):
             if sb.utils.distributed.if_main_process():
                 with open(self.hparams.test_wer_file, "w", encoding="utf-8") as w:
                     self.error_metrics.write_stats(w)
+                check = cross_check_wer(self.error_metrics)
+                Path(self.hparams.test_wer_file).with_suffix(".json").write_text(json.dumps(check, indent=1))
 
     def _record_history(self, epoch: int, stats: dict) -> None:
         """Appends this epoch to ``history.json`` and redraws ``training_curves.png``."""
@@ -195,6 +295,9 @@ class ASRBrain(sb.Brain):
 
     def test(self, tests: dict, suffix: str = "") -> dict:
         """Evaluates the best checkpoint on each split; writes ``wer_<name><suffix>.txt``.
+
+        ``wer_<name><suffix>.json`` holds SpeechBrain's and jiwer's error rate of the same
+        decoding (:func:`cross_check_wer`).
 
         With an empty ``suffix`` the main process also writes each split's op-count report
         and spike plots (:meth:`spiking_report`) and returns them.

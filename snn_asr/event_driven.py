@@ -4,7 +4,8 @@ In eval mode batch norm is an affine map, so it folds into the input weights:
 ``BN(W x + b) = W' x + b'``. A frame then costs, per layer, one row of ``W'^T``
 per non-zero input and (``v2``) one row of ``U^T`` per non-zero previous spike,
 gathered and accumulated by a ``numba`` kernel: work follows the spike count,
-not the layer size. The gates and the spike function follow the reference
+not the layer size (``v2``'s ``U`` sees spikes in units of the frozen scale ``M``, so
+``1/M`` is folded into ``U`` too). The gates and the spike function follow the reference
 equations of :mod:`snn_asr.neurons` (the quantizer's float ops are shared with
 :mod:`snn_asr.fused`).
 
@@ -91,7 +92,7 @@ class EventDrivenLayer:
         self.p = _constants(neuron.quantizer, train=False, dtype=dtype)
         with torch.no_grad():
             w, bias = _fold(neuron)
-            ut = neuron.u.weight.t() if self.kind == V2 else w.new_zeros(0, 0)
+            ut = neuron.u.weight.t() / neuron.quantizer.scale if self.kind == V2 else w.new_zeros(0, 0)
             leak = neuron.leak() if self.kind == LIF else w.new_zeros(0)
             self.wt, self.bias, self.ut, self.leak = (
                 t.contiguous().to("cpu", dtype).numpy() for t in (w.t(), bias, ut, leak)

@@ -5,7 +5,7 @@ some thirty small tensor ops per frame, each recorded by autograd. Here one
 :class:`torch.autograd.Function` runs a layer over the whole sequence: per frame, one
 ``numba`` kernel computes the synaptic current, the membrane, the running-scale update
 (training), the spike function and the padding merge in one pass over
-(batch, hidden); ``v2`` adds the matmul ``U Y[n-1]``; sigmoids stay torch ops, so
+(batch, hidden); ``v2`` adds the matmul ``U (Y[n-1]/M)``; sigmoids stay torch ops, so
 they round as in the reference. The backward pass runs the recurrence in reverse,
 one kernel (and for ``v2`` one matmul) per frame, then gets ``dU`` from one matmul
 per sequence.
@@ -47,14 +47,15 @@ def _quantize(v, scale, bits, p, out):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _forward_frame(
-    n, kind, train, bits, p, corr, ema, updates, forget, gates, gn, leak, mask, valid, i0,
+    n, kind, train, bits, p, corr, ema, updates, scales, forget, gates, gn, leak, mask, valid, i0,
     current, v, y, y_all, out, f_all, c_all, st, ns,
 ):  # fmt: skip
     """Frame ``n`` of the batch: writes ``current``, ``y_all``, ``out`` at ``[:, n]``, updates ``v``, ``y``.
 
     ``gates[:, gn]`` holds this frame's drive (lif) or gate pre-activations (v1, v2)
     and ``forget`` the forget gate. What the backward pass needs goes to
-    ``f_all``, ``c_all`` and ``st`` at frame ``ns``.
+    ``f_all``, ``c_all`` and ``st`` at frame ``ns``; the scale the frame fired with
+    goes to ``scales[n + 1]``.
     """
     batch, hidden = v.shape
     top = p[_ZERO]
@@ -82,8 +83,10 @@ def _forward_frame(
         ema[0] = ema[0] * p[_MOMENTUM] + p[_REST] * top
         scale = max(ema[0] / corr[updates[0]], p[_MIN_SCALE])
         updates[0] += 1
+        scales[n + 1] = scale
     else:
         scale = p[_SCALE]
+        scales[n + 1] = scales[n]
     for b in range(batch):
         vb, yb, o = v[b], y[b], out[b, n]
         if valid[b, n]:
@@ -188,12 +191,14 @@ class _FusedRecurrence(torch.autograd.Function):
             gates = drive
         leak = _np(weight) if kind == LIF else p[:0]
         updates = np.zeros(1, dtype=np.int64)  # frames with a valid row: those update the scale
-        head = (p, corr, _np(quantizer.ema.view(1)), updates, _np(forget), _np(gates))
+        scales = drive.new_empty(time + 1)  # scales[n]: the scale Y[n-1] fired with (U sees Y[n-1]/M)
+        scales[0] = quantizer.scale
+        head = (p, corr, _np(quantizer.ema.view(1)), updates, _np(scales), _np(forget), _np(gates))
         tail = (leak, _np(mask), valid_np, _np(i0))
         state = tuple(_np(t) for t in (current, v, y, y_all, out, f_all, c_all, st))
         for n in range(time):
             if kind == V2:
-                torch.add(frames[n], torch.mm(y, ut, out=rec), out=gates[:, 0])
+                torch.add(frames[n], torch.mm(y / scales[n], ut, out=rec), out=gates[:, 0])
                 torch.sigmoid(gates_f, out=forget)
             elif kind == V1:
                 torch.sigmoid(frames[n][:, :hidden], out=forget)
@@ -203,14 +208,14 @@ class _FusedRecurrence(torch.autograd.Function):
             )  # fmt: skip
         if train:
             quantizer.steps.add_(int(updates[0]))
-        ctx.kind, ctx.p = kind, p
+        ctx.kind, ctx.p, ctx.scales = kind, p, scales
         ctx.save_for_backward(weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st)
         return out, current[:, -1].clone(), v, y
 
     @staticmethod
     def backward(ctx, gout, gi_last, gv_last, gy_last):
         weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st = ctx.saved_tensors
-        kind = ctx.kind
+        kind, scales = ctx.kind, ctx.scales
         batch, time, hidden = current.shape
         valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
         gi, gv, gy = gi_last.clone(), gv_last.clone(), gy_last.clone()
@@ -224,16 +229,17 @@ class _FusedRecurrence(torch.autograd.Function):
         for n in reversed(range(time)):
             _backward_frame(n, kind, ctx.p, *args)
             if kind == V2:
-                torch.mm(frames[n], weight, out=rec)
+                torch.div(torch.mm(frames[n], weight, out=rec), scales[n], out=rec)
         gweight = None
         if kind == LIF:
             gweight = gleak
         elif kind == V2:
             gy += rec
             if ctx.needs_input_grad[1]:
-                gweight = gdrive[:, 0].t() @ y0
+                gweight = gdrive[:, 0].t() @ (y0 / scales[0])
+                levels = y_all[:, :-1] / scales[1:time].view(1, -1, 1)
                 for b in range(batch):
-                    gweight.addmm_(gdrive[b, 1:].t(), y_all[b, :-1])
+                    gweight.addmm_(gdrive[b, 1:].t(), levels[b])
         return gdrive, gweight, gi, gv, gy, None, None, None, None, None
 
 

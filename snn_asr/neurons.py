@@ -8,9 +8,20 @@ batch norm ``BN`` over batch x time and the multi-bit spike ``Q``
 - ``lif``: ``I[n] = tau * I[n-1] + m * BN(W X[n])``, ``tau`` per neuron, clamped to [0, 1];
 - ``v1``: ``F = sigmoid(BN_f(W_f X[n]))``, ``C = relu(BN_c(W_c X[n]))``,
   ``I[n] = F * I[n-1] + (1 - F) * C * m``;
-- ``v2``: as ``v1`` with ``+ U_f Y[n-1]`` inside the sigmoid and ``+ U_c Y[n-1]``
-  inside the relu (``U`` without bias, initialised orthogonal);
+- ``v2``: as ``v1`` with ``+ U_f Y[n-1]/M`` inside the sigmoid and ``+ U_c Y[n-1]/M``
+  inside the relu (``U`` without bias, initialised orthogonal; ``M`` is the quantizer's
+  running scale, see below);
 - all: ``V[n] = V[n-1] + I[n] - Y[n-1]`` and ``Y[n] = Q(V[n])``.
+
+**Why ``U`` sees ``Y/M``.** ``Y = q M / n`` carries the running scale ``M``, an EMA of
+``max|V|``. Fed back as ``U Y``, it closes a loop in training: a larger ``M`` gives
+larger spikes, a larger ``relu(... + U_c Y)`` current, a larger ``V`` and so a larger
+``M``. On multi-second utterances that loop ran away (``M`` from 7 to 4e5 within 35
+Adam steps, then non-finite gradients), whatever the learning rate. ``Y/M = q/n`` is
+the spike level in [-1, 1], independent of ``M``, like an LSTM's ``h``. At inference
+``M`` is frozen, so this is exactly the paper's ``U Y`` with ``U`` read as ``U/M``: the
+same function class, the same multiplications (the event-driven path folds ``1/M``
+into ``U``).
 
 The input projections ``W X`` have no recurrence, so they are computed for the
 whole sequence at once (:meth:`SpikingNeuron.drive`); the time loop
@@ -251,6 +262,8 @@ class GatedLIFNeuron(SpikingNeuron):
 class RecurrentGatedLIFNeuron(GatedLIFNeuron):
     """"v2" (the proposed model): v1 plus recurrent weights ``U`` on the layer's own last spikes.
 
+    ``U`` acts on the spike levels ``Y[n-1] / M`` (see the module docstring for why).
+
     Example
     -------
     >>> layer = RecurrentGatedLIFNeuron(4, 3)
@@ -268,7 +281,7 @@ class RecurrentGatedLIFNeuron(GatedLIFNeuron):
                 nn.init.orthogonal_(block)
 
     def gate_inputs(self, drive, state):
-        return drive + self.u(state.spikes)
+        return drive + self.u(state.spikes / self.quantizer.scale)
 
 
 IMPLEMENTATIONS = ("auto", "reference", "fused")

@@ -10,17 +10,17 @@ from snn_asr.neurons import GatedLIFNeuron, LIFNeuron, RecurrentGatedLIFNeuron
 S = 4 * (1 - 1e-4)  # 3-bit spikes at scale 1: s = n(1 - 1e-4)/M with n = 4
 
 
-def q3(v: float) -> float:
-    """The 3-bit, threshold-0 spike at scale 1, by hand."""
-    v = max(-1.0, min(1.0, v))
-    return math.trunc(S * v) / S
+def q3(v: float, scale: float = 1.0) -> float:
+    """The 3-bit, threshold-0 spike at running scale ``scale``, by hand."""
+    v = max(-scale, min(scale, v))
+    return math.trunc(S / scale * v) / (S / scale)
 
 
-def frozen(layer):
-    """Eval mode, identity batch norm, running scale fixed to exactly 1."""
+def frozen(layer, scale: float = 1.0):
+    """Eval mode, identity batch norm, running scale fixed to exactly ``scale``."""
     layer.eval()
     layer.norm.eps = 0.0
-    layer.quantizer.ema.fill_(1.0)
+    layer.quantizer.ema.fill_(scale)
     layer.quantizer.steps.fill_(10**6)  # bias correction -> 1
     layer.quantizer.momentum = 0.0
     return layer
@@ -57,16 +57,16 @@ def test_lif_leak_is_clamped_in_fact():
     assert state.current.view(-1).tolist() == pytest.approx([0.2, 0.1])
 
 
-def gated_reference(f_drive, c_drive, uf, uc, xs):
-    """Scalar re-implementation of v1 (uf = uc = 0) and v2."""
+def gated_reference(f_drive, c_drive, uf, uc, xs, scale=1.0):
+    """Scalar re-implementation of v1 (uf = uc = 0) and v2; ``U`` sees the spike level ``Y/M``."""
     i = v = y = 0.0
     out = []
     for x in xs:
-        f = 1 / (1 + math.exp(-(f_drive * x + uf * y)))
-        c = max(0.0, c_drive * x + uc * y)
+        f = 1 / (1 + math.exp(-(f_drive * x + uf * y / scale)))
+        c = max(0.0, c_drive * x + uc * y / scale)
         i = f * i + (1 - f) * c
         v = v + i - y
-        y = q3(v)
+        y = q3(v, scale)
         out.append(y)
     return out, i, v
 
@@ -87,19 +87,33 @@ def test_v1_hand_computed():
     assert state.voltage.item() == pytest.approx(0.4125 + 0.346875 - 1 / S)
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.5])
 @pytest.mark.parametrize("uf,uc", [(0.0, 1.0), (2.0, -0.5), (1.5, 0.8)])
-def test_v2_hand_computed(uf, uc):
-    layer = frozen(RecurrentGatedLIFNeuron(1, 1, bits=3, threshold=0))
-    set_gated(layer, math.log(3.0), 0.6)
+def test_v2_hand_computed(uf, uc, scale):
+    layer = frozen(RecurrentGatedLIFNeuron(1, 1, bits=3, threshold=0), scale)
+    set_gated(layer, math.log(3.0), 0.6 * scale)
     with torch.no_grad():
-        layer.u.weight.copy_(torch.tensor([[uf], [uc]]))
+        layer.u.weight.copy_(torch.tensor([[uf], [uc * scale]]))
     xs = [1.0, 1.0, 1.0, 0.5, -1.0, 1.0]
     y, state = run(layer, xs)
-    ref_y, ref_i, ref_v = gated_reference(math.log(3.0), 0.6, uf, uc, xs)
+    ref_y, ref_i, ref_v = gated_reference(math.log(3.0), 0.6 * scale, uf, uc * scale, xs, scale)
     assert y == pytest.approx(ref_y, abs=1e-6)
     assert state.current.item() == pytest.approx(ref_i, abs=1e-6)
     assert state.voltage.item() == pytest.approx(ref_v, abs=1e-6)
     assert any(value != 0 for value in y)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "fused"])
+def test_v2_running_scale_stays_bounded_under_strong_recurrence(implementation):
+    """``U`` sees spike levels ``Y/M``: with ``M`` inside ``U Y`` (the paper's literal form) a
+    recurrence of gain 3 runs ``M`` away within one training-mode pass (to ~1e28 here)."""
+    torch.manual_seed(0)
+    layer = RecurrentGatedLIFNeuron(16, 64)
+    layer.implementation = implementation
+    with torch.no_grad():
+        layer.u.weight.mul_(3.0)
+        layer(torch.randn(4, 500, 16))
+    assert 0.5 < float(layer.quantizer.scale) < 20.0
 
 
 def test_v2_recurrent_weights_are_orthogonal_without_bias():
