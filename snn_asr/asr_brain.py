@@ -21,6 +21,7 @@ cross-checks SpeechBrain's error rate against jiwer's on the same hypotheses and
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jiwer
@@ -220,12 +221,15 @@ class ASRBrain(sb.Brain):
         return loss
 
     def on_stage_start(self, stage, epoch=None):
-        if stage != sb.Stage.TRAIN:
+        if stage == sb.Stage.TRAIN:
+            self.epoch_started = time.monotonic()
+        else:
             self.error_metrics = self.hparams.error_rate_computer()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
+            self.train_seconds = time.monotonic() - self.epoch_started
             return
         error = self.error_metrics.summarize("error_rate")
         stats = {"loss": stage_loss, "error_rate": error}
@@ -252,7 +256,7 @@ class ASRBrain(sb.Brain):
                 Path(self.hparams.test_wer_file).with_suffix(".json").write_text(json.dumps(check, indent=1))
 
     def _record_history(self, epoch: int, stats: dict) -> None:
-        """Appends this epoch to ``history.json`` and redraws ``training_curves.png``."""
+        """Appends this epoch (losses, dev error, train time) to ``history.json``; redraws the curves."""
         if not sb.utils.distributed.if_main_process():
             return
         path = Path(self.hparams.output_folder) / "history.json"
@@ -264,6 +268,7 @@ class ASRBrain(sb.Brain):
                 "train_loss": float(self.train_loss),
                 "valid_loss": float(stats["loss"]),
                 "valid_error_rate": float(stats["error_rate"]),
+                "train_seconds": round(self.train_seconds, 1),
             }
         )
         path.write_text(json.dumps(history, indent=1))
