@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from snn_asr.neurons import GatedLIFNeuron, LIFNeuron, RecurrentGatedLIFNeuron
+from snn_asr.neurons import RECURRENT_GAIN, GatedLIFNeuron, LIFNeuron, RecurrentGatedLIFNeuron
 
 S = 4 * (1 - 1e-4)  # 3-bit spikes at scale 1: s = n(1 - 1e-4)/M with n = 4
 
@@ -119,7 +119,7 @@ def test_v2_running_scale_stays_bounded_under_strong_recurrence(implementation):
 def test_v2_recurrent_weights_are_orthogonal_without_bias():
     layer = RecurrentGatedLIFNeuron(5, 6)
     assert layer.u.bias is None
-    for block in layer.u.weight.split(6, dim=0):
+    for block in (layer.u.weight / RECURRENT_GAIN).split(6, dim=0):
         assert torch.allclose(block @ block.T, torch.eye(6), atol=1e-5)
 
 
