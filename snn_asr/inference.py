@@ -1,0 +1,368 @@
+"""Pretrained models: load an exported model folder and transcribe audio, whole or streamed.
+
+A model folder (written by ``tools/export_model.py``) is laid out like a SpeechBrain model card:
+``hyperparams.yaml`` (inference only), ``model.ckpt`` (``ModuleList[enc, ctc_lin]``),
+``normalizer.ckpt`` (frozen global Fbank statistics), ``tokenizer.ckpt`` (a sentencepiece model
+or a ``CTCTextEncoder`` label file), optionally ``lm.arpa`` (the recipe's n-gram) and a
+``README.md`` model card. Its ``encoder`` is a ``LengthsCapableSequential`` of
+``compute_features -> normalize -> enc -> ctc_lin -> log_softmax``, so SpeechBrain's stock
+``speechbrain.inference.ASR.EncoderASR`` loads and runs it too (greedy CTC).
+
+:class:`SpikingASR` adds to ``EncoderASR``: audio of any sample rate and channel count
+(:func:`snn_asr.dataio.load_audio`), word and token times, CTC prefix beam search with an optional
+kenlm n-gram, chunked (streaming) decoding of long audio through the encoder's carried state, and
+op counts (:func:`snn_asr.ops.count_ops`). For a causal encoder (unidirectional ``SpikingRNN``,
+LSTM, GRU) streaming gives the same tokens as decoding the whole file: chunks of waveform overlap
+so that every Fbank frame sees exactly the samples a whole-file Fbank would, and the per-utterance
+log-Mel floor (``top_db``) is taken from a first pass over the whole file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from speechbrain.dataio.encoder import CTCTextEncoder
+from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
+from speechbrain.inference.ASR import EncoderASR
+from torch import nn
+
+from .dataio import DataError, load_audio
+from .ops import OpsReport, count_ops
+
+__all__ = ["LM_FILE", "ModelError", "Segment", "SpikingASR", "Transcript"]
+
+LM_FILE = "lm.arpa"
+SPM_SPACE = "▁"
+REEXPORT = "re-export the model with: python tools/export_model.py <recipe_output_folder> <model_dir>"
+
+
+class ModelError(DataError):
+    """A model folder that cannot be loaded: missing or corrupt file, wrong layout (one line)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A word or token with its time span in seconds (CTC frames times the frame shift)."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass
+class Transcript:
+    """One file's result: text, timed words and tokens, audio length and (optionally) op counts."""
+
+    text: str
+    words: list[Segment]
+    tokens: list[Segment]
+    duration: float
+    seconds: float = 0.0  # processing time
+    ops: OpsReport | None = None
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing time / audio duration."""
+        return self.seconds / max(self.duration, 1e-9)
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON: ``text``, ``duration``, ``words`` and ``tokens`` as dicts."""
+        return {
+            "text": self.text,
+            "duration": self.duration,
+            "words": [dataclasses.asdict(w) for w in self.words],
+            "tokens": [dataclasses.asdict(t) for t in self.tokens],
+        }
+
+
+class _Stateful(nn.Module):
+    """``enc(x, hx=state)`` as ``forward(x)``, keeping the state and output (for :func:`count_ops`)."""
+
+    def __init__(self, enc: nn.Module, hx=None):
+        super().__init__()
+        self.enc, self.hx, self.out = enc, hx, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.out, self.hx = self.enc(x, hx=self.hx)
+        return self.out
+
+
+def ctc_runs(best: torch.Tensor, blank: int) -> list[tuple[int, int, int]]:
+    """Tokens greedy CTC emits from per-frame best ids, as ``(id, first frame, end frame)``.
+
+    Example
+    -------
+    >>> ctc_runs(torch.tensor([0, 3, 3, 0, 0, 3, 5, 5, 0]), blank=0)
+    [(3, 1, 3), (3, 5, 6), (5, 6, 8)]
+    """
+    ids, counts = torch.unique_consecutive(best, return_counts=True)
+    ends = counts.cumsum(0)
+    return [(int(i), int(e - c), int(e)) for i, c, e in zip(ids.tolist(), counts, ends) if i != blank]
+
+
+class SpikingASR(EncoderASR):
+    """SpeechBrain's ``EncoderASR`` for exported snn-asr models, with timings, beam search and streaming.
+
+    Example
+    -------
+    >>> asr = SpikingASR.from_hparams(source="pretrained/snn_digits")  # doctest: +SKIP
+    >>> asr.transcribe_file("x.flac")  # doctest: +SKIP
+    'ONE TWO THREE'
+    >>> asr.set_decoder(beam_size=8, lm_path="pretrained/snn_digits/lm.arpa")  # doctest: +SKIP
+    >>> asr.transcribe_path("long.wav", chunk_seconds=30).words[0]  # doctest: +SKIP
+    Segment(text='ONE', start=0.31, end=0.62)
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.searcher: CTCPrefixBeamSearcher | None = None
+
+    @classmethod
+    def from_hparams(cls, source: str | os.PathLike, *args, **kwargs) -> SpikingASR:
+        """Loads a model folder (or any ``source`` SpeechBrain fetches); problems raise :class:`ModelError`.
+
+        A local folder loads offline and in place when no ``savedir`` is given.
+        """
+        folder = Path(source)
+        if folder.is_dir() and not (folder / kwargs.get("hparams_file", "hyperparams.yaml")).is_file():
+            raise ModelError(f"{str(folder)!r} is not a model folder (no hyperparams.yaml); {REEXPORT}.")
+        try:
+            return super().from_hparams(os.fspath(source), *args, **kwargs)
+        except Exception as err:  # torch, sentencepiece and hyperpyyaml raise many types
+            raise ModelError(_describe_load_error(folder, err)) from err
+
+    # ------------------------------------------------------------------ model facts
+    @property
+    def parts(self) -> nn.Module:
+        """The inference chain: ``compute_features``, ``normalize``, ``enc``, ``ctc_lin``, ``log_softmax``."""
+        return self.mods.encoder
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate the model expects (Hz); audio is resampled to it."""
+        return int(self.hparams.sample_rate)
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds between CTC frames (the Fbank hop)."""
+        return self.parts.compute_features.compute_STFT.hop_length / self.sample_rate
+
+    @property
+    def blank_index(self) -> int:
+        return int(self.hparams.blank_index)
+
+    @property
+    def streamable(self) -> bool:
+        """Whether chunked decoding equals whole-file decoding: a causal encoder taking ``hx``, no deltas."""
+        fbank, enc = self.parts.compute_features, self.parts.enc
+        return (
+            not getattr(enc, "bidirectional", False)
+            and "hx" in inspect.signature(enc.forward).parameters
+            and not (fbank.deltas or fbank.context)
+        )
+
+    def vocabulary(self) -> list[str]:
+        """Token labels by id: sentencepiece pieces, or ``▁``-prefixed labels of a ``CTCTextEncoder``.
+
+        Each label of a ``CTCTextEncoder`` (e.g. a TIMIT phone) is its own word.
+        """
+        if isinstance(self.tokenizer, CTCTextEncoder):
+            return [SPM_SPACE + self.tokenizer.ind2lab[i] for i in range(len(self.tokenizer))]
+        return [self.tokenizer.id_to_piece(i) for i in range(self.tokenizer.vocab_size())]
+
+    def set_decoder(
+        self,
+        beam_size: int = 0,
+        lm_path: str | os.PathLike | None = None,
+        lm_weight: float | None = None,
+        lm_bonus: float | None = None,
+    ) -> None:
+        """Greedy CTC (``beam_size=0``) or SpeechBrain's ``CTCPrefixBeamSearcher``, optionally with kenlm.
+
+        ``lm_weight``/``lm_bonus`` (the searcher's ``alpha``/``beta``) default to the recipe's values.
+        """
+        if beam_size <= 0:
+            if lm_path:
+                raise ValueError("an n-gram LM needs beam search: pass a beam size > 0")
+            self.searcher = None
+            return
+        lm_options = {}
+        if lm_path:
+            if not Path(lm_path).is_file():
+                raise ModelError(f"LM file {str(lm_path)!r} not found; pass an ARPA file (e.g. {LM_FILE}).")
+            lm_options = {
+                "kenlm_model_path": os.fspath(lm_path),
+                "alpha": self.hparams.lm_weight if lm_weight is None else lm_weight,
+                "beta": self.hparams.lm_bonus if lm_bonus is None else lm_bonus,
+            }
+        self.searcher = CTCPrefixBeamSearcher(
+            blank_index=self.blank_index, vocab_list=self.vocabulary(), beam_size=beam_size, **lm_options
+        )
+
+    # ------------------------------------------------------------------ decoding
+    def _text(self, ids: list[int]) -> str:
+        if isinstance(self.tokenizer, CTCTextEncoder):
+            return " ".join(self.tokenizer.decode_ndim(ids))
+        return self.tokenizer.decode_ids(ids)
+
+    def _greedy(self, best: torch.Tensor, duration: float) -> Transcript:
+        """Transcript from per-frame best token ids (frames,)."""
+        vocab, shift = self.vocabulary(), self.frame_shift
+        runs = ctc_runs(best, self.blank_index)
+        tokens = [Segment(vocab[i].lstrip(SPM_SPACE) or vocab[i], s * shift, e * shift) for i, s, e in runs]
+        groups: list[list[tuple[int, int, int]]] = []
+        for run in runs:
+            if not groups or vocab[run[0]].startswith(SPM_SPACE):
+                groups.append([])
+            groups[-1].append(run)
+        words = [Segment(self._text([r[0] for r in g]), g[0][1] * shift, g[-1][2] * shift) for g in groups]
+        words = [w for w in words if w.text]
+        return Transcript(self._text([r[0] for r in runs]), words, tokens, duration)
+
+    def _beam(self, log_probs: torch.Tensor, duration: float) -> Transcript:
+        """Transcript of the best beam for (frames, vocab) log-probabilities."""
+        hyp = self.searcher(log_probs[None], torch.ones(1))[0][0]
+        shift = self.frame_shift
+        words = [Segment(w, s * shift, e * shift) for w, (s, e) in hyp.text_frames or []]
+        return Transcript(hyp.text, words, [], duration)
+
+    def transcribe_batch(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor
+    ) -> tuple[list[str], list[list[int]]]:
+        """Texts and greedy token ids of a batch (as ``EncoderASR``), honouring :meth:`set_decoder`.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            (batch, samples) at :attr:`sample_rate`.
+        wav_lens : torch.Tensor
+            (batch,) relative lengths.
+        """
+        with torch.no_grad():
+            log_probs = self.encode_batch(wavs, wav_lens).cpu()
+        texts, ids = [], []
+        for lp, rel in zip(log_probs, wav_lens.tolist()):
+            lp = lp[: int(round(rel * lp.shape[0]))]
+            duration = rel * wavs.shape[1] / self.sample_rate
+            texts.append(
+                (self._beam(lp, duration) if self.searcher else self._greedy(lp.argmax(-1), duration)).text
+            )
+            ids.append([i for i, _, _ in ctc_runs(lp.argmax(-1), self.blank_index)])
+        return texts, ids
+
+    def transcribe_file(self, path: str | os.PathLike, **kwargs) -> str:
+        """Text of an audio file of any rate and channel count (``kwargs``: :meth:`transcribe_signal`)."""
+        return self.transcribe_path(path, **kwargs).text
+
+    def transcribe_path(self, path: str | os.PathLike, **kwargs) -> Transcript:
+        """:meth:`transcribe_signal` of a file; bad files raise :class:`snn_asr.dataio.AudioError`."""
+        return self.transcribe_signal(load_audio(path, self.sample_rate), **kwargs)
+
+    @torch.no_grad()
+    def transcribe_signal(
+        self, signal: torch.Tensor, chunk_seconds: float | None = None, report: bool = False
+    ) -> Transcript:
+        """Transcribes a (samples,) waveform at :attr:`sample_rate`.
+
+        Arguments
+        ---------
+        signal : torch.Tensor
+            (samples,) mono waveform.
+        chunk_seconds : float, optional
+            Decode in chunks of this length through the encoder's state (bounded memory; same
+            tokens as whole-file decoding when :attr:`streamable`). ``None``: whole file.
+        report : bool
+            Also count operations and spike rates (``Transcript.ops``).
+        """
+        start = time.perf_counter()
+        duration = signal.numel() / self.sample_rate
+        if chunk_seconds and not self.streamable:
+            chunk_seconds = None  # a bidirectional encoder needs the whole file
+        chunk_frames = int(chunk_seconds / self.frame_shift) if chunk_seconds else None
+        outputs, reports = [], []  # greedy keeps only each frame's best id: bounded memory
+        for log_probs, ops in self.stream_log_probs(signal, chunk_frames, report):
+            outputs.append(log_probs[0] if self.searcher else log_probs[0].argmax(-1))
+            reports += [ops] if ops else []
+        joined = torch.cat(outputs)
+        result = self._beam(joined, duration) if self.searcher else self._greedy(joined, duration)
+        if reports:
+            result.ops = dataclasses.replace(OpsReport.merge(reports), utterances=1)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def features(self, signal: torch.Tensor, chunk_frames: int | None = None) -> Iterator[torch.Tensor]:
+        """Normalised Fbank of a (samples,) waveform as (1, frames, n_mels) chunks; all frames if ``None``.
+
+        Chunks hold exactly the frames (and values) of a whole-file Fbank: each is computed on the
+        waveform plus the neighbouring samples its STFT windows reach, and the log-Mel floor
+        (``top_db`` below the file's maximum) comes from a first pass over the file.
+        """
+        fbank, normalize = self.parts.compute_features, self.parts.normalize
+        signal = signal.to(self.device)
+        if chunk_frames is None:
+            yield normalize(fbank(signal[None]))
+            return
+        stft = fbank.compute_STFT
+        hop, total = stft.hop_length, signal.numel() // stft.hop_length + 1
+        margin = -(-(stft.n_fft // 2) // hop)
+
+        def chunks() -> Iterator[torch.Tensor]:
+            for f0 in range(0, total, chunk_frames):
+                f1 = min(total, f0 + chunk_frames)
+                s0 = max(0, f0 - margin) * hop
+                yield fbank(signal[None, s0 : min(signal.numel(), (f1 + margin) * hop)])[
+                    :, f0 - s0 // hop : f1 - s0 // hop
+                ]
+
+        floor = None
+        if fbank.compute_fbanks.log_mel:
+            floor = max(float(c.amax()) for c in chunks()) - fbank.compute_fbanks.top_db
+        for feats in chunks():
+            yield normalize(feats if floor is None else feats.clamp(min=floor))
+
+    def stream_log_probs(
+        self, signal: torch.Tensor, chunk_frames: int | None = None, report: bool = False
+    ) -> Iterator[tuple[torch.Tensor, OpsReport | None]]:
+        """CTC log-probabilities of a (samples,) waveform as (1, frames, vocab) chunks, carrying the state.
+
+        With ``report``, each chunk comes with the encoder's :class:`~snn_asr.ops.OpsReport`.
+
+        Example
+        -------
+        >>> asr = SpikingASR.from_hparams(source="pretrained/snn_digits")  # doctest: +SKIP
+        >>> wav = torch.randn(48000)
+        >>> whole = next(asr.stream_log_probs(wav))[0]  # doctest: +SKIP
+        >>> parts = torch.cat([lp for lp, _ in asr.stream_log_probs(wav, 100)], 1)  # doctest: +SKIP
+        >>> bool((whole.argmax(-1) == parts.argmax(-1)).all())  # doctest: +SKIP
+        True
+        """
+        encoder = _Stateful(self.parts.enc)
+        for feats in self.features(signal, chunk_frames):
+            ops = count_ops(encoder, feats) if report else None
+            encoded = encoder.out if report else encoder(feats)
+            yield self.parts.log_softmax(self.parts.ctc_lin(encoded)).cpu(), ops
+
+
+def _describe_load_error(folder: Path, err: Exception) -> str:
+    """One line naming the file of a model folder that failed to load, and the fix."""
+    missing = getattr(err, "filename", None)
+    if isinstance(err, FileNotFoundError) and missing:
+        return f"model file {missing!r} is missing; {REEXPORT}."
+    first = " ".join(str(err).split()) or type(err).__name__
+    for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:
+        if path.name in first:  # e.g. sentencepiece naming the tokenizer it could not parse
+            return f"model file {str(path)!r} is corrupt ({first[:160]}); {REEXPORT}."
+        if path.name != "tokenizer.ckpt":
+            try:
+                torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # any unreadable checkpoint is the culprit
+                problem = "is corrupt or truncated (not a PyTorch checkpoint)"
+                return f"model file {str(path)!r} {problem}; {REEXPORT}."
+    return f"could not load the model in {str(folder)!r} ({first[:200]}); {REEXPORT}."

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Exports a finished recipe run as a pretrained model folder (a SpeechBrain-style model card).
+
+::
+
+    python tools/export_model.py results/LibriSpeech/snn_v2/1234 pretrained/snn_v2_librispeech
+
+Reads the run's ``hyperparams.yaml`` (the training YAML after overrides), takes the best
+checkpoint of ``save/CKPT+*`` (lowest ``error_rate``) and writes to the model folder:
+
+- ``hyperparams.yaml``: inference only. The run's ``compute_features``, ``normalize``,
+  ``encoder`` (as ``enc``), ``ctc_lin`` and ``log_softmax`` definitions, wired as SpeechBrain's
+  ``EncoderASR`` expects (``encoder``, ``tokenizer``, ``decoding_function``, ``modules``,
+  ``pretrainer``), so ``speechbrain.inference.ASR.EncoderASR`` and
+  ``snn_asr.inference.SpikingASR`` both load it;
+- ``model.ckpt`` (``ModuleList[enc, ctc_lin]``), ``normalizer.ckpt`` (global Fbank statistics);
+- ``tokenizer.ckpt``: the run's sentencepiece model (LibriSpeech) or 48-phone label encoder (TIMIT);
+- ``lm.arpa``: the n-gram the recipe built for beam search, if any;
+- ``README.md``: model card with training data, error rates (``wer_*.txt``) and op counts
+  (``ops_*.json``) of the run.
+
+CTC models only (a run with an attentional decoder is refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import ruamel.yaml
+from hyperpyyaml import resolve_references
+from speechbrain.utils.checkpoints import Checkpointer
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # snn_asr without installing
+from snn_asr.dataio import DataError, read_manifest  # noqa: E402
+from snn_asr.inference import LM_FILE  # noqa: E402
+
+PARTS = ("compute_features", "normalize", "encoder", "ctc_lin", "log_softmax")
+SCALARS = {"sample_rate": 16000, "blank_index": 0, "lm_weight": 0.5, "lm_bonus": 1.0}
+
+WIRING = """
+# Inference chain: waveform -> Fbank -> frozen global normalisation -> encoder -> CTC log-probs
+asr_model: !new:torch.nn.ModuleList
+    - [!ref <enc>, !ref <ctc_lin>]
+encoder: !new:speechbrain.nnet.containers.LengthsCapableSequential
+    compute_features: !ref <compute_features>
+    normalize: !ref <normalize>
+    enc: !ref <enc>
+    ctc_lin: !ref <ctc_lin>
+    log_softmax: !ref <log_softmax>
+audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
+    sample_rate: !ref <sample_rate>
+tokenizer: {tokenizer}
+decoding_function: !name:speechbrain.decoders.ctc_greedy_decode
+    blank_id: !ref <blank_index>
+
+modules:
+    encoder: !ref <encoder>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        model: !ref <asr_model>
+        normalizer: !ref <normalize>
+        tokenizer: !ref <tokenizer>
+"""
+
+
+def fail(message: str) -> SystemExit:
+    return SystemExit(f"error: {message}")
+
+
+def _strip_comments(node) -> None:
+    """Drops the training YAML's comments from a round-trip node (recursively)."""
+    if hasattr(node, "ca"):
+        node.ca.items.clear()
+        node.ca.comment = None
+    for child in node.values() if isinstance(node, dict) else node if isinstance(node, list) else []:
+        _strip_comments(child)
+
+
+def load_run_yaml(text: str) -> dict:
+    """A run's ``hyperparams.yaml`` as round-trip YAML nodes, references resolved, nothing instantiated."""
+    return ruamel.yaml.YAML().load(resolve_references(text).getvalue())
+
+
+def inference_yaml(hparams: dict, tokenizer: str, header: str) -> str:
+    """The inference ``hyperparams.yaml`` from a run's training YAML (:func:`load_run_yaml`).
+
+    Example
+    -------
+    >>> text = "n: 4\\nenc: !new:torch.nn.Linear\\n    in_features: !ref <n>\\n    out_features: 2\\n"
+    >>> text += "sample_rate: 8000\\nlm_weight: 0.3\\n"
+    >>> for key in PARTS[:2] + PARTS[3:]:
+    ...     text += f"{key}: !new:torch.nn.Identity\\n"
+    >>> run = load_run_yaml(text.replace("enc:", "encoder:"))
+    >>> out = inference_yaml(run, "!new:sentencepiece.SentencePieceProcessor", "")
+    >>> print(out[: out.index("# Inference")].strip())
+    sample_rate: 8000
+    blank_index: 0
+    lm_weight: 0.3
+    lm_bonus: 1.0
+    compute_features: !new:torch.nn.Identity
+    normalize: !new:torch.nn.Identity
+    enc: !new:torch.nn.Linear
+      in_features: 4
+      out_features: 2
+    ctc_lin: !new:torch.nn.Identity
+    log_softmax: !new:torch.nn.Identity
+    """
+    missing = [key for key in PARTS if key not in hparams]
+    if missing:
+        raise fail(f"the run's hyperparams.yaml lacks {missing}; export works on CTC recipe runs")
+    out = ruamel.yaml.comments.CommentedMap((key, hparams.get(key, value)) for key, value in SCALARS.items())
+    for key in PARTS:
+        _strip_comments(hparams[key])
+        out["enc" if key == "encoder" else key] = hparams[key]
+    buffer = io.StringIO()
+    ruamel.yaml.YAML().dump(out, buffer)
+    return header + buffer.getvalue() + WIRING.format(tokenizer=tokenizer)
+
+
+def best_checkpoint(save: Path):
+    """The checkpoint with the lowest ``error_rate`` in its ``CKPT.yaml`` meta (SpeechBrain's own search)."""
+    ckpt = Checkpointer(save).find_checkpoint(min_key="error_rate")
+    if ckpt is None:
+        raise fail(f"no checkpoint with an error_rate in {str(save)!r}; let the recipe finish an epoch first")
+    return ckpt
+
+
+def find_tokenizer(save: Path, hparams: dict) -> tuple[Path, str, str]:
+    """(file, YAML of the tokenizer object, description): label encoder (TIMIT) or sentencepiece."""
+    labels = save / "label_encoder.txt"
+    if labels.is_file():
+        return labels, "!new:speechbrain.dataio.encoder.CTCTextEncoder", "label encoder (one token per phone)"
+    name = f"{hparams.get('vocab_size')}_{hparams.get('token_type')}.model"
+    if not (save / name).is_file():
+        raise fail(f"no tokenizer in {str(save)!r} (looked for label_encoder.txt and {name})")
+    return save / name, "!new:sentencepiece.SentencePieceProcessor", f"sentencepiece {name}"
+
+
+def find_lm(save: Path, hparams: dict) -> Path | None:
+    """The recipe's ARPA n-gram: ``ngram_arpa`` if given, else the one it built in ``save/``."""
+    given = hparams.get("ngram_arpa")
+    if given and Path(given).is_file():
+        return Path(given)
+    built = sorted(save.glob("*gram.arpa"))
+    return built[0] if built else None
+
+
+def run_metrics(run: Path) -> tuple[list[tuple[str, str]], dict[str, dict]]:
+    """(split, error-rate line) from each ``wer_*.txt`` and the ``ops_*.json`` reports of a run."""
+    errors = []
+    for path in sorted(run.glob("wer_*.txt")):
+        first = path.read_text(encoding="utf-8").splitlines()[:1]
+        match = re.match(r"%WER\s+([\d.]+)\s+\[(.*)\]", first[0]) if first else None
+        if match:
+            split = path.stem.removeprefix("wer_")
+            errors.append((split, f"{float(match.group(1)):.2f} |{match.group(2)}"))
+    ops = {
+        path.stem.removeprefix("ops_"): json.loads(path.read_text())
+        for path in sorted(run.glob("ops_*.json"))
+    }
+    return errors, ops
+
+
+def model_card(run: Path, hparams: dict, ckpt, tokenizer: str, lm: Path | None) -> str:
+    """README.md of the model folder."""
+    save = run / "save"
+    train = read_manifest(save / "train.csv") if (save / "train.csv").is_file() else {}
+    hours = sum(row["duration"] for row in train.values()) / 3600
+    errors, ops = run_metrics(run)
+    counter = ckpt.path / "counter.ckpt"
+    epoch = counter.read_text().strip() if counter.is_file() else "?"
+    unit = "PER (39 phones)" if "label encoder" in tokenizer else "WER"
+    lines = [
+        f"# {hparams.get('model_name', run.name)}: snn-asr CTC model",
+        "",
+        f"Encoder `{type_of(hparams)}` "
+        f"({hparams.get('hidden_size', '?')} x {hparams.get('num_layers', '?')}), "
+        f"CTC over {tokenizer}; exported from `{run}` by `tools/export_model.py`.",
+        "",
+        "## Training data",
+        "",
+        f"- data folder: `{hparams.get('data_folder')}`, splits {hparams.get('train_splits', 'train')}",
+        f"- {len(train)} training utterances, {hours:.2f} h; best checkpoint: epoch {epoch}, "
+        f"dev error rate {ckpt.meta.get('error_rate', float('nan')):.2f}",
+        "",
+        "## Results",
+        "",
+        f"| test split | {unit} | details |",
+        "|---|---|---|",
+        *[f"| {split} | {line} |" for split, line in errors],
+        "",
+        "| test split | mults/frame | vs same-size GRU | spike rates |",
+        "|---|---|---|---|",
+        *[
+            f"| {split} | {r['mults_per_frame']:,.0f} | {r['ratio_to_gru']:.3f} | "
+            + ", ".join(f"{k} {v:.3f}" for k, v in r["spike_rates"].items())
+            + " |"
+            for split, r in ops.items()
+        ],
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from snn_asr.inference import SpikingASR",
+        "",
+        'asr = SpikingASR.from_hparams(source="<this folder>")',
+        'print(asr.transcribe_file("speech.flac"))',
+        "```",
+        "",
+        "```bash",
+        "snn-asr transcribe <this folder> speech.flac --format json"
+        + (f" --beam 16 --lm <this folder>/{LM_FILE}" if lm else ""),
+        "```",
+        "",
+        "Files: `hyperparams.yaml`, `model.ckpt`, `normalizer.ckpt`, `tokenizer.ckpt`"
+        + (f", `{LM_FILE}` (n-gram of the recipe: {lm.name})" if lm else "")
+        + ". See docs/inference.md of snn-asr.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def type_of(hparams: dict) -> str:
+    """The encoder class and neuron of the run, e.g. ``snn_asr.SpikingRNN (v2)``."""
+    encoder = hparams["encoder"]
+    neuron = encoder.get("neuron") if isinstance(encoder, dict) else None
+    return encoder.tag.value.removeprefix("!new:") + (f" ({neuron})" if neuron else "")
+
+
+def export(run: Path, model_dir: Path, overwrite: bool = False) -> Path:
+    """Writes the model folder of recipe run ``run`` to ``model_dir`` (see the module docstring)."""
+    hparams_file, save = run / "hyperparams.yaml", run / "save"
+    if not hparams_file.is_file() or not save.is_dir():
+        raise fail(f"{str(run)!r} is not a recipe output folder (needs hyperparams.yaml and save/)")
+    if model_dir.exists() and any(model_dir.iterdir()) and not overwrite:
+        raise fail(f"{str(model_dir)!r} exists and is not empty; pass --overwrite to replace it")
+    hparams = load_run_yaml(hparams_file.read_text(encoding="utf-8"))
+    if "dec" in hparams:
+        raise fail("the run has an attentional decoder; only CTC models can be exported for now")
+    ckpt = best_checkpoint(save)
+    tokenizer_file, tokenizer_yaml, tokenizer_desc = find_tokenizer(save, hparams)
+    lm = find_lm(save, hparams)
+    header = (
+        f"# snn-asr pretrained model, inference only: exported from {run.resolve()}\n"
+        f"# (checkpoint {ckpt.path.name}) by tools/export_model.py. Load with\n"
+        "# snn_asr.inference.SpikingASR or speechbrain.inference.ASR.EncoderASR.\n\n"
+    )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "hyperparams.yaml").write_text(
+        inference_yaml(hparams, tokenizer_yaml, header), encoding="utf-8"
+    )
+    for name in ("model.ckpt", "normalizer.ckpt"):
+        shutil.copyfile(ckpt.path / name, model_dir / name)
+    shutil.copyfile(tokenizer_file, model_dir / "tokenizer.ckpt")
+    if lm:
+        shutil.copyfile(lm, model_dir / LM_FILE)
+    (model_dir / "README.md").write_text(model_card(run, hparams, ckpt, tokenizer_desc, lm), encoding="utf-8")
+    return model_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="recipe output folder (holding hyperparams.yaml and save/)")
+    parser.add_argument("model_dir", type=Path, help="model folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace files in a non-empty model_dir")
+    args = parser.parse_args(argv)
+    try:
+        out = export(args.run, args.model_dir, args.overwrite)
+    except (OSError, DataError) as err:
+        raise fail(str(err)) from None
+    print(f"exported {args.run} to {out}")
+
+
+if __name__ == "__main__":
+    main()
