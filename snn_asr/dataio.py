@@ -5,6 +5,9 @@ Shared by the data preparation of the recipes (``recipes/*/..._prepare.py``):
 - :func:`audio_info` and :func:`load_audio` read audio with ``soundfile`` (WAV, NIST
   SPHERE, FLAC, ...) and turn every kind of bad file into an :class:`AudioError`
   whose message is one line naming the file and the fix;
+- :func:`require_format` checks a file's sample rate and channels against what the recipe
+  expects (16 kHz mono): the recipes do not resample, so another rate is an error whose
+  message gives the ``sox`` command that converts the file;
 - :func:`read_text_lines` reads a UTF-8 text file, naming the file and line of a bad byte;
 - :func:`write_manifest` writes a manifest in SpeechBrain's CSV (``ID,duration,wav,...``)
   or JSON format, readable by ``DynamicItemDataset.from_csv`` / ``from_json``;
@@ -43,10 +46,12 @@ __all__ = [
     "read_manifest",
     "read_text_lines",
     "require_folder",
+    "require_format",
     "write_manifest",
 ]
 
 _TAIL_FRAMES = 2048  # frames read at the end of a file to catch truncation cheaply
+_UNKNOWN_LENGTH = 2**63 - 1  # libsndfile's SF_COUNT_MAX: "length not in the header"
 _CSV_VARIABLE = re.compile(r"\$[\w.]")
 
 
@@ -83,6 +88,7 @@ class AudioInfo:
     sample_rate: int
     frames: int
     channels: int
+    format: str = ""  # libsndfile's major format: "WAV", "NIST", "FLAC", ...
 
     @property
     def duration(self) -> float:
@@ -95,6 +101,24 @@ _FIX = "re-copy or re-extract it from the original corpus, or delete it (and its
 
 def _audio_error(path: str | os.PathLike, problem: str, fix: str = _FIX) -> AudioError:
     return AudioError(f"Bad audio file {str(path)!r}: {problem}; {fix}.")
+
+
+def _unknown_length_error(path: str) -> AudioError:
+    """An error for a file whose header gives no length: empty, or streamed (unreadable by libsndfile)."""
+    readable = 0
+    try:
+        with sf.SoundFile(path) as handle:
+            readable = len(handle.read(1024, dtype="int16"))
+    except Exception:  # libsndfile fails to seek in such files; the first block tells empty from not
+        pass
+    if readable == 0:
+        return _audio_error(path, "the file holds 0 audio samples")
+    return _audio_error(
+        path,
+        "its header gives no length (a streamed encoding, which libsndfile cannot read)",
+        "re-encode it with a known length (e.g. sox IN.flac OUT.flac, then replace it), or delete it "
+        "(and its transcript entry)",
+    )
 
 
 def _nist_declared_frames(path: str) -> int | None:
@@ -146,6 +170,8 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise _audio_error(path, f"not a readable audio file ({reason})", fix) from None
     if info.frames <= 0:
         raise _audio_error(path, "the file holds 0 audio samples")
+    if info.frames >= _UNKNOWN_LENGTH:  # e.g. a FLAC written as a stream (sox writes empty FLACs so)
+        raise _unknown_length_error(path)
     if "should be" in (info.extra_info or ""):  # libsndfile's note on a short RIFF data chunk
         raise _audio_error(path, "truncated (its data chunk is shorter than its header says)")
     if info.format == "NIST":
@@ -164,8 +190,46 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     if len(tail) != info.frames - start:
         raise _audio_error(path, "truncated (fewer samples than its header says)")
     return AudioInfo(
-        path=path, sample_rate=int(info.samplerate), frames=int(info.frames), channels=int(info.channels)
+        path=path,
+        sample_rate=int(info.samplerate),
+        frames=int(info.frames),
+        channels=int(info.channels),
+        format=str(info.format),
     )
+
+
+def require_format(info: AudioInfo, sample_rate: int | None = 16000, channels: int | None = 1) -> AudioInfo:
+    """Checks the sample rate and channel count of a file checked by :func:`audio_info`.
+
+    The recipes read audio as it is on disk (no resampling), so a file at another rate
+    (e.g. 8 kHz in a 16 kHz corpus) or a stereo file is an :class:`AudioError` naming the
+    file and the ``sox`` command that fixes it. ``None`` accepts any value.
+
+    Example
+    -------
+    >>> require_format(AudioInfo("a.flac", 16000, 800, 1)).duration
+    0.05
+    >>> require_format(AudioInfo("b.flac", 8000, 800, 1, "FLAC"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    snn_asr.dataio.AudioError: Bad audio file 'b.flac': sample rate 8000 Hz, but the recipe expects 16000 ...
+    """
+    sph = "-t sph " if info.format == "NIST" else ""  # sox takes TIMIT's .WAV for RIFF by its name
+    if sample_rate is not None and info.sample_rate != sample_rate:
+        raise _audio_error(
+            info.path,
+            f"sample rate {info.sample_rate} Hz, but the recipe expects {sample_rate} Hz",
+            f"resample it (e.g. sox {sph}IN {sph}-r {sample_rate} OUT, then replace IN by OUT), "
+            "or delete it (and its transcript entry)",
+        )
+    if channels is not None and info.channels != channels:
+        raise _audio_error(
+            info.path,
+            f"{info.channels} channels, but the recipe expects {channels}",
+            f"mix it down (e.g. sox {sph}IN {sph}-c {channels} OUT, then replace IN by OUT), "
+            "or delete it (and its transcript entry)",
+        )
+    return info
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = 16000) -> torch.Tensor:

@@ -28,7 +28,11 @@ def test_missing_data_folder_names_what_to_pass(tmp_path):
 def test_bad_override_is_one_line(tmp_path):
     with pytest.raises(RecipeError) as err:
         load_recipe(["hparams/snn.yaml", "--data_folder", str(tmp_path), "--hidden_size", "[1, 2"], TIMIT)
-    assert "could not load" in str(err.value) and "\n" not in str(err.value)
+    assert "--hidden_size [1, 2: not valid YAML" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(RecipeError) as err:  # passes the checks, fails to build
+        load_recipe(["hparams/snn.yaml", "--data_folder", str(tmp_path), "--hidden_size", "-5"], TIMIT)
+    assert "could not load" in str(err.value) and "--hidden_size -5" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,16 @@ Writes ``<save_folder>/<split>.csv`` (or ``.json``) with the columns ``ID`` (e.g
 ``spk_id`` (the speaker) and ``wrd`` (the transcript), plus ``train.csv`` (all training
 splits, e.g. ``train-clean-100`` and ``train-clean-360``) and ``dev.csv`` (all dev splits).
 
-Inconsistent data stops the preparation with a one-line :class:`~snn_asr.dataio.DataError`
-naming the file and the fix: a transcript line without audio, audio without a transcript
-line, a line that is not UTF-8, a zero-length transcript or audio file, a malformed line.
+The ``trans.txt`` files are the index of the corpus. Whatever they promise must be there and
+usable, else the preparation stops with a one-line :class:`~snn_asr.dataio.DataError` naming
+the file and the fix: a missing data or split folder; a chapter with ``.flac`` files but no
+``trans.txt``; a zero-length or non-UTF-8 ``trans.txt``; a malformed or duplicate line; a
+transcript line whose ``.flac`` is missing; a ``.flac`` that is unreadable, empty (0 bytes or
+0 samples), truncated, not mono or not at ``sample_rate`` (16 kHz). Files are not resampled:
+the recipe reads them as they are, so the message gives the ``sox`` command that converts one.
+
+A ``.flac`` that no transcript line names carries no label: it is skipped, with one warning
+per split that counts such files and names the first (add its line, or delete it).
 
 Example
 -------
@@ -39,6 +46,7 @@ from snn_asr.dataio import (
     mark_prepared,
     read_manifest,
     read_text_lines,
+    require_format,
     write_manifest,
 )
 
@@ -55,13 +63,20 @@ GET_DATA = (
 _LINE = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
 
-def read_chapter(chapter: str | os.PathLike) -> list[dict[str, object]]:
+def read_chapter(
+    chapter: str | os.PathLike, sample_rate: int | None = 16000, unlabeled: list[Path] | None = None
+) -> list[dict[str, object]]:
     """Checks one chapter folder and returns its utterances as manifest rows.
 
     Arguments
     ---------
     chapter : path
         ``<split>/<speaker>/<chapter>`` holding ``<speaker>-<chapter>.trans.txt`` and the ``.flac`` files.
+    sample_rate : int or None
+        The rate every ``.flac`` must have; ``None`` accepts any.
+    unlabeled : list, optional
+        ``.flac`` files without a transcript line are skipped and appended here; without
+        the list, a warning names them.
 
     Returns
     -------
@@ -72,8 +87,8 @@ def read_chapter(chapter: str | os.PathLike) -> list[dict[str, object]]:
     ------
     DataError
         A one-line message naming the file: missing, zero-length or non-UTF-8 transcript,
-        malformed or duplicate line, transcript line without audio, audio without a line;
-        :class:`~snn_asr.dataio.AudioError` for an unreadable ``.flac``.
+        malformed or duplicate line, transcript line without audio;
+        :class:`~snn_asr.dataio.AudioError` for an unusable ``.flac``.
 
     Example
     -------
@@ -122,7 +137,7 @@ def read_chapter(chapter: str | os.PathLike) -> list[dict[str, object]]:
                 f"{str(trans)!r} line {number}: utterance {utt_id} has no audio file "
                 f"{str(folder / (utt_id + '.flac'))!r}; restore the audio, or delete the line."
             )
-        info = audio_info(audio[utt_id])
+        info = require_format(audio_info(audio[utt_id]), sample_rate)
         rows.append(
             {
                 "ID": utt_id,
@@ -132,19 +147,31 @@ def read_chapter(chapter: str | os.PathLike) -> list[dict[str, object]]:
                 "wrd": words,
             }
         )
-    for stem in sorted(set(audio) - seen):
-        raise DataError(
-            f"{str(audio[stem])!r} has no transcript line in {str(trans)!r}; add a line "
-            f"'{stem} WORDS', or delete the audio file."
-        )
+    extra = [audio[stem] for stem in sorted(set(audio) - seen)]
+    if unlabeled is not None:
+        unlabeled += extra
+    elif extra:
+        logger.warning(_unlabeled_message(extra, str(folder)))
     return rows
 
 
-def _read_split(split_folder: Path, select_n: int | None) -> list[dict[str, object]]:
+def _unlabeled_message(files: Sequence[Path], where: str) -> str:
+    first = files[0]
+    trans = first.parent / f"{first.parent.parent.name}-{first.parent.name}.trans.txt"
+    return (
+        f"Skipped {len(files)} .flac file(s) in {where!r} that no transcript line names, e.g. "
+        f"{str(first)!r} (not in {str(trans)!r}); add a line '{first.stem} WORDS' for each, or delete them."
+    )
+
+
+def _read_split(split_folder: Path, select_n: int | None, sample_rate: int | None) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
+    unlabeled: list[Path] = []
     for speaker in sorted(p for p in split_folder.iterdir() if p.is_dir()):
         for chapter in sorted(p for p in speaker.iterdir() if p.is_dir()):
-            rows += read_chapter(chapter)
+            rows += read_chapter(chapter, sample_rate, unlabeled)
+    if unlabeled:
+        logger.warning(_unlabeled_message(unlabeled, str(split_folder)))
     rows.sort(key=lambda row: str(row["ID"]))
     return rows[:select_n] if select_n is not None else rows
 
@@ -160,6 +187,7 @@ def prepare_librispeech(
     merge_name: str | None = None,
     manifest_format: str = "csv",
     skip_prep: bool = False,
+    sample_rate: int | None = 16000,
 ) -> dict[str, Path]:
     """Writes ``<save_folder>/<split>.csv`` (or ``.json``) for each LibriSpeech split.
 
@@ -186,6 +214,8 @@ def prepare_librispeech(
         ``"csv"`` or ``"json"``.
     skip_prep : bool
         If True, do nothing (and only return the manifest paths).
+    sample_rate : int or None
+        The rate every ``.flac`` must have (LibriSpeech's 16000 Hz); ``None`` accepts any.
 
     Returns
     -------
@@ -202,6 +232,13 @@ def prepare_librispeech(
     """
     if manifest_format not in ("csv", "json"):
         raise ValueError(f"manifest_format must be 'csv' or 'json', got {manifest_format!r}")
+    for name, value in (("tr_splits", tr_splits), ("dev_splits", dev_splits), ("te_splits", te_splits)):
+        if isinstance(value, str):
+            raise DataError(
+                f"LibriSpeech {name} must be a list of split folder names, got the string {value!r}; "
+                f"pass [{value}] (in the recipe: --{name.replace('tr_', 'train_').replace('te_', 'test_')} "
+                f"'[{value}]')."
+            )
     splits = list(dict.fromkeys([*tr_splits, *dev_splits, *te_splits]))
     if isinstance(select_n_sentences, int) or select_n_sentences is None:
         select = {split: select_n_sentences for split in splits}
@@ -233,7 +270,9 @@ def prepare_librispeech(
             have = sorted(p.name for p in root.iterdir() if p.is_dir())
             raise DataError(
                 f"LibriSpeech split folder {str(root / split)!r} not found (data_folder has: "
-                f"{', '.join(have) or 'no folders'}); pass splits that exist, or {GET_DATA}."
+                f"{', '.join(have) or 'no folders'}); pass only splits that exist (in the recipe: "
+                "--train_splits, --dev_splits, --test_splits, e.g. --test_splits '[test-clean]'), "
+                f"or {GET_DATA}."
             )
     options = {
         "version": PREP_VERSION,
@@ -244,6 +283,7 @@ def prepare_librispeech(
         "merge_lst": list(merge_lst),
         "merge_name": merge_name,
         "manifest_format": manifest_format,
+        "sample_rate": sample_rate,
     }
     options_file = save / OPTIONS_FILE
     if is_prepared(list(outputs.values()), options_file, options):
@@ -252,7 +292,7 @@ def prepare_librispeech(
     save.mkdir(parents=True, exist_ok=True)
     options_file.unlink(missing_ok=True)
     for split in splits:
-        rows = _read_split(root / split, select[split])
+        rows = _read_split(root / split, select[split], sample_rate)
         if not rows:
             raise DataError(
                 f"LibriSpeech split folder {str(root / split)!r} holds no utterances; {GET_DATA}."

@@ -17,6 +17,15 @@ Phones are folded by the standard tables (Lee & Hon, 1989; as in Kaldi's and
 SpeechBrain's TIMIT recipes): 61 -> 48 for training and 48/61 -> 39 for scoring. The
 glottal stop ``q`` is deleted, ``h#``/``pau`` become ``sil`` and runs of ``sil`` are merged.
 
+Bad data stops the preparation with a one-line :class:`~snn_asr.dataio.DataError` naming the
+file and the fix; nothing is skipped, because TIMIT's splits are fixed lists and a result on a
+damaged copy would not be comparable. Errors: a missing or incomplete ``data_folder``; an
+utterance missing its ``.WAV``, ``.PHN`` or ``.WRD``; an empty or malformed ``.PHN``/``.WRD``
+(or one that is not UTF-8); a phone label outside TIMIT's 61; a ``.WAV`` that is unreadable,
+empty (0 bytes or 0 samples), truncated, not mono, or not at ``sample_rate`` (16 kHz): files
+are not resampled here, because the recipe reads them as they are; the message gives the
+``sox`` command that converts one.
+
 Each manifest row: ``ID`` (``<speaker>_<utterance>``, lower case, e.g. ``fadg0_si1279``),
 ``duration`` (s), ``wav`` (absolute path), ``spk_id``, ``phn`` (space-separated phones of
 ``phn_set``) and ``wrd`` (space-separated words).
@@ -38,7 +47,15 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from snn_asr.dataio import DataError, audio_info, is_prepared, mark_prepared, read_text_lines, write_manifest
+from snn_asr.dataio import (
+    DataError,
+    audio_info,
+    is_prepared,
+    mark_prepared,
+    read_text_lines,
+    require_format,
+    write_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -301,8 +318,8 @@ def _utterances(split_folder: Path, keep: Callable[[str], bool]) -> list[dict[st
     return found
 
 
-def _row(utt: dict, phn_set: int) -> dict[str, object]:
-    info = audio_info(utt["wav"])
+def _row(utt: dict, phn_set: int, sample_rate: int | None) -> dict[str, object]:
+    info = require_format(audio_info(utt["wav"]), sample_rate)
     phones = [phone for _, _, phone in read_phn(utt["phn"])]
     words = [word for _, _, word in read_wrd(utt["wrd"])]
     return {
@@ -324,6 +341,7 @@ def prepare_timit(
     test_set: str = "core",
     manifest_format: str = "csv",
     skip_prep: bool = False,
+    sample_rate: int | None = 16000,
 ) -> dict[str, Path]:
     """Writes ``<save_folder>/{train,dev,test}.csv`` (or ``.json``) manifests for TIMIT.
 
@@ -349,6 +367,9 @@ def prepare_timit(
         ``"csv"`` or ``"json"``.
     skip_prep : bool
         If True, do nothing (and only return the manifest paths).
+    sample_rate : int or None
+        The rate every ``.WAV`` must have (TIMIT's 16000 Hz); ``None`` accepts any. Files are
+        never resampled here: another rate is an error (see the module docstring).
 
     Returns
     -------
@@ -359,8 +380,9 @@ def prepare_timit(
     ------
     DataError
         Missing or wrong data folder, missing/empty/malformed ``.PHN``/``.WRD``, unknown phone
-        label, no speakers of a split; :class:`~snn_asr.dataio.AudioError` for a bad ``.WAV``.
-        Each a one-line message naming the path.
+        label, no speakers of a split; :class:`~snn_asr.dataio.AudioError` for a bad ``.WAV``
+        (unreadable, empty, truncated, not ``sample_rate`` Hz, not mono). Each a one-line
+        message naming the path and the fix.
     """
     if phn_set not in _SETS:
         raise ValueError(f"phn_set must be 61, 48 or 39, got {phn_set!r}")
@@ -385,6 +407,7 @@ def prepare_timit(
         "phn_set": phn_set,
         "test_set": test_set,
         "manifest_format": manifest_format,
+        "sample_rate": sample_rate,
     }
     options_file = save / OPTIONS_FILE
     if is_prepared(list(outputs.values()), options_file, options):
@@ -410,7 +433,7 @@ def prepare_timit(
                 f"No {split} utterances (TIMIT has {expected[split]}) under {str(layout[folder_name])!r}; "
                 f"pass a complete TIMIT copy, {MAKE_MINI}."
             )
-        rows = sorted((_row(utt, phn_set) for utt in utterances), key=lambda row: row["ID"])
+        rows = sorted((_row(utt, phn_set, sample_rate) for utt in utterances), key=lambda row: row["ID"])
         write_manifest(rows, outputs[split])
         n_speakers = len({row["spk_id"] for row in rows})
         logger.info("%s: %d utterances of %d speakers", outputs[split], len(rows), n_speakers)
