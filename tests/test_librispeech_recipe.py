@@ -1,0 +1,56 @@
+"""LibriSpeech recipe end to end on a connected-digit corpus of real speech (FSDD) in LibriSpeech layout."""
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "recipes" / "LibriSpeech" / "train.py"
+FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+FAST = ["--hidden_size", "256", "--batch_size", "4", "--lr", "0.002", "--vocab_size", "24"]
+FAST += ["--test_splits", "[test-clean]"]
+
+pytestmark = pytest.mark.skipif(not FSDD.exists(), reason=f"needs the FSDD recordings in {FSDD}")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus") / "digits"
+    tool = ROOT / "tools" / "make_librispeech_corpus.py"
+    subprocess.run([sys.executable, str(tool), "digits", str(out), "--size", "ci", "--quiet"], check=True)
+    return out
+
+
+def wer(path: Path) -> float:
+    return float(re.search(r"%WER ([\d.]+)", path.read_text()).group(1))
+
+
+def speakers(manifest: Path) -> set[str]:
+    with open(manifest, newline="") as f:
+        return {row["spk_id"] for row in csv.DictReader(f)}
+
+
+def test_snn_ctc_learns_held_out_speaker_and_decodes_with_ngram(digits, tmp_path):
+    out = tmp_path / "snn"
+    cmd = [sys.executable, str(TRAIN), "hparams/snn.yaml", "--data_folder", str(digits)]
+    cmd += ["--output_folder", str(out), "--number_of_epochs", "8", "--beam_size", "4", *FAST]
+    subprocess.run(cmd, check=True, cwd=tmp_path)
+    save = out / "save"
+    assert speakers(save / "test-clean.csv").isdisjoint(speakers(save / "train.csv"))
+    dev = [h["valid_error_rate"] for h in json.loads((out / "history.json").read_text())]
+    assert len(dev) == 8 and dev[-1] < dev[0]
+    # A random digit string of the right length scores ~90% WER, an empty one 100%. Measured
+    # here: dev WER 100 -> 64 after 5 epochs (test 67, 59 with the n-gram); 8 epochs go further.
+    beam, with_lm = wer(out / "wer_test-clean.txt"), wer(out / "wer_test-clean_ngram.txt")
+    assert beam < 60.0, beam
+    assert with_lm < 60.0, with_lm
+    ops = json.loads((out / "ops_test-clean.json").read_text())
+    assert 0 < ops["ratio_to_gru"] < 1
+    assert all(0 < r < 1 for r in ops["spike_rates"].values())
+    for name in ("training_curves.png", "spike_raster_test-clean.png", "3gram.arpa"):
+        assert (out / name).exists() or (save / name).exists(), name
