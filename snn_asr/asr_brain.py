@@ -27,6 +27,7 @@ from pathlib import Path
 import jiwer
 import speechbrain as sb
 import torch
+from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from .neurons import SpikingNeuron
 from .ops import OpsReport, count_ops
@@ -69,7 +70,7 @@ def cross_check_wer(error_metrics: sb.utils.metric_stats.ErrorRateStats) -> dict
             "edits": int(summary["num_edits"]),
             "ref_tokens": int(summary["num_scored_tokens"]),
         },
-        "jiwer": {"wer": round(100.0 * words.wer, 10), "edits": edits, "ref_tokens": ref_tokens},
+        "jiwer": {"wer": 100.0 * words.wer, "edits": edits, "ref_tokens": ref_tokens},
     }
     sb_, jw = result["speechbrain"], result["jiwer"]
     agree = (sb_["edits"], sb_["ref_tokens"]) == (jw["edits"], jw["ref_tokens"])
@@ -92,6 +93,22 @@ def bos_eos_tokens(token_ids: list[int], bos_index: int, eos_index: int):
         torch.LongTensor([bos_index, *token_ids]),
         torch.LongTensor([*token_ids, eos_index]),
         torch.LongTensor(token_ids),
+    )
+
+
+def ctc_beam_searcher(hparams: dict, vocab: list[str], **options) -> CTCPrefixBeamSearcher:
+    """SpeechBrain's CTC prefix beam search over ``vocab`` with the YAML's ``blank_index`` and ``beam_size``.
+
+    ``options`` go to ``CTCPrefixBeamSearcher`` (e.g. ``kenlm_model_path``, ``alpha``, ``topk``).
+
+    Example
+    -------
+    >>> search = ctc_beam_searcher({"blank_index": 0, "beam_size": 2}, ["<b>", "▁A", "▁B"], topk=2)
+    >>> [h.text for h in search(torch.tensor([[[-9.0, 0.0, -9.0], [0.0, -9.0, -1.0]]]), torch.ones(1))[0]]
+    ['A', 'A B']
+    """
+    return CTCPrefixBeamSearcher(
+        blank_index=hparams["blank_index"], vocab_list=vocab, beam_size=hparams["beam_size"], **options
     )
 
 

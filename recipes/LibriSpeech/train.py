@@ -3,30 +3,41 @@
 
 Steps: data preparation (CSV manifests), a sentencepiece tokenizer trained on the training
 transcripts (SpeechBrain's wrapper), CTC or joint CTC/attention training with SpeechBrain's
-``Brain``, then WER on each test split with greedy CTC, CTC prefix beam search and, when
-``ngram_order`` or ``ngram_arpa`` is set, beam search with a kenlm n-gram. Writes
-``wer_<split>.txt`` (per-utterance alignments), ``ops_<split>.json`` (multiplications, spike
-rates, ratio to a same-size GRU), training curves and spike plots.
+``Brain``, then WER on each test split: CTC models with CTC prefix beam search (greedy with
+``beam_size: 0``) and, when ``ngram_order`` or ``ngram_arpa`` is set, again with a kenlm
+n-gram (``_ngram``); attention models (``snn_ctc_att.yaml``) with the joint CTC/attention beam
+search. With ``rnnlm_folder`` (an RNNLM trained by ``train_lm.py`` with this model's
+tokenizer) each split is decoded once more with it (``_rnnlm``): N-best rescoring of the CTC
+beam search, or shallow fusion in the attention beam search. Writes ``wer_<split>[_lm].txt``
+(per-utterance alignments), ``wer_<split>[_lm].json`` (the WER by SpeechBrain and by jiwer),
+``ops_<split>.json`` (multiplications, spike rates, ratio to a same-size GRU), training curves
+and spike plots.
 
 Run::
 
     python recipes/LibriSpeech/train.py hparams/snn.yaml --data_folder /path/to/LibriSpeech
     python tools/make_librispeech_corpus.py digits data/digits   # no LibriSpeech? make a mini one
+    # then an RNNLM with the model's tokenizer, and the tests again with it:
+    python recipes/LibriSpeech/train_lm.py hparams/lm.yaml --data_folder /path/to/LibriSpeech \
+        --tokenizer_file results/LibriSpeech/snn_v2/1234/save/256_unigram.model
+    python recipes/LibriSpeech/train.py hparams/snn.yaml --data_folder /path/to/LibriSpeech \
+        --rnnlm_folder results/LibriSpeech/rnnlm/1234
 
 Authors: snn-asr developers (structure after SpeechBrain's LibriSpeech recipes).
 """
 
 from __future__ import annotations
 
+import filecmp
 import sys
 from pathlib import Path
 
 import speechbrain as sb
 import torch
-from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
-from snn_asr.asr_brain import ASRBrain
+from snn_asr.asr_brain import ASRBrain, bos_eos_tokens, ctc_beam_searcher
+from snn_asr.lm import load_rnnlm, rnnlm_rescorer, with_rnnlm
 from snn_asr.ngram import arpa_from_manifest
 from snn_asr.recipe_cli import main_guard, start_experiment
 
@@ -36,7 +47,9 @@ from librispeech_prepare import prepare_librispeech  # noqa: E402
 
 DATA_HINT = (
     "pass --data_folder /path/to/LibriSpeech (holding train-clean-100/, dev-clean/, test-clean/); "
-    "without LibriSpeech, make a mini corpus with: python tools/make_librispeech_corpus.py digits data/digits"
+    "without LibriSpeech, make a mini corpus and train on it with: "
+    "python tools/make_librispeech_corpus.py digits data/digits && python recipes/LibriSpeech/train.py "
+    "hparams/snn.yaml --data_folder data/digits --test_splits '[test-clean]' --vocab_size 24"
 )
 
 
@@ -66,9 +79,7 @@ def dataio_prepare(hparams, tokenizer):
     def text_pipeline(wrd):
         tokens_list = tokenizer.sp.encode_as_ids(wrd)
         yield tokens_list
-        yield torch.LongTensor([hparams["bos_index"]] + tokens_list)
-        yield torch.LongTensor(tokens_list + [hparams["eos_index"]])
-        yield torch.LongTensor(tokens_list)
+        yield from bos_eos_tokens(tokens_list, hparams["bos_index"], hparams["eos_index"])
 
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), text_pipeline)
@@ -76,6 +87,22 @@ def dataio_prepare(hparams, tokenizer):
         list(datasets.values()), ["id", "sig", "tokens", "tokens_bos", "tokens_eos"]
     )
     return datasets
+
+
+def prepare_manifests(hparams, test_splits: list[str]) -> None:
+    """CSV manifests of the training, dev and ``test_splits`` splits in ``save_folder`` (main process)."""
+    sb.utils.distributed.run_on_main(
+        prepare_librispeech,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["save_folder"],
+            "tr_splits": hparams["train_splits"],
+            "dev_splits": hparams["dev_splits"],
+            "te_splits": test_splits,
+            "skip_prep": hparams["skip_prep"],
+            "sample_rate": hparams["sample_rate"],
+        },
+    )
 
 
 def train_tokenizer(hparams) -> SentencePiece:
@@ -106,20 +133,42 @@ def ngram_lm(hparams) -> str | None:
     return str(arpa)
 
 
+def rnnlm_for(hparams, tokenizer: SentencePiece) -> torch.nn.Module:
+    """The RNNLM in ``rnnlm_folder``; ``ValueError`` when it was trained with another tokenizer."""
+    lm, lm_tokenizer = load_rnnlm(hparams["rnnlm_folder"])
+    tokenizer_file = tokenizer.prefix_model_file + ".model"
+    if not filecmp.cmp(lm_tokenizer, tokenizer_file, shallow=False):
+        raise ValueError(
+            f"the RNNLM in {hparams['rnnlm_folder']} was trained with tokenizer {lm_tokenizer}, "
+            f"not this model's {tokenizer_file}: train it with --tokenizer_file {tokenizer_file}"
+        )
+    return lm
+
+
+def decode_with_rnnlm(brain: WordBrain, lm: torch.nn.Module, hparams, tests: dict, vocab: list[str]) -> None:
+    """Decodes ``tests`` again with the RNNLM ``lm``; writes ``wer_<split>_rnnlm.txt``.
+
+    CTC models: N-best rescoring of the CTC prefix beam search (``rnnlm_topk`` hypotheses);
+    attention models: shallow fusion in the YAML's ``test_search``.
+    """
+    lm.to(brain.device)
+    if brain.attention:
+        brain.test_search = with_rnnlm(hparams["test_search"], lm, hparams["rnnlm_weight"])
+    else:
+        brain.test_search = ctc_beam_searcher(hparams, vocab, topk=hparams["rnnlm_topk"])
+        brain.rescorer = rnnlm_rescorer(
+            lm, brain.tokenizer.sp, hparams["rnnlm_weight"], hparams["bos_index"], hparams["eos_index"]
+        )
+    brain.test(tests, suffix="_rnnlm")
+
+
 def main() -> None:
     hparams, run_opts = start_experiment(sys.argv[1:], RECIPE_DIR, required={"data_folder": DATA_HINT})
-    sb.utils.distributed.run_on_main(
-        prepare_librispeech,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["save_folder"],
-            "tr_splits": hparams["train_splits"],
-            "dev_splits": hparams["dev_splits"],
-            "te_splits": hparams["test_splits"],
-            "skip_prep": hparams["skip_prep"],
-        },
-    )
+    if hparams["rnnlm_folder"] and hparams["beam_size"] < 1:
+        raise ValueError("rnnlm_folder needs beam search: set beam_size > 0")
+    prepare_manifests(hparams, hparams["test_splits"])
     tokenizer = train_tokenizer(hparams)  # SpeechBrain's wrapper trains on the main process only
+    lm = rnnlm_for(hparams, tokenizer) if hparams["rnnlm_folder"] else None
     datasets = dataio_prepare(hparams, tokenizer)
     brain = WordBrain(
         modules=hparams["modules"],
@@ -132,21 +181,16 @@ def main() -> None:
     tests = {name: datasets[name] for name in hparams["test_splits"]}
     vocab = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.sp.get_piece_size())]
     if hparams["beam_size"] > 0 and not brain.attention:
-        brain.test_search = CTCPrefixBeamSearcher(
-            blank_index=hparams["blank_index"], vocab_list=vocab, beam_size=hparams["beam_size"]
-        )
+        brain.test_search = ctc_beam_searcher(hparams, vocab)
     brain.fit_and_test(datasets["train"], datasets["dev"], tests)
-    arpa = ngram_lm(hparams)
-    if arpa and not brain.attention and hparams["beam_size"] > 0:
-        brain.test_search = CTCPrefixBeamSearcher(
-            blank_index=hparams["blank_index"],
-            vocab_list=vocab,
-            beam_size=hparams["beam_size"],
-            kenlm_model_path=arpa,
-            alpha=hparams["lm_weight"],
-            beta=hparams["lm_bonus"],
+    arpa = ngram_lm(hparams) if not brain.attention and hparams["beam_size"] > 0 else None
+    if arpa:
+        brain.test_search = ctc_beam_searcher(
+            hparams, vocab, kenlm_model_path=arpa, alpha=hparams["lm_weight"], beta=hparams["lm_bonus"]
         )
         brain.test(tests, suffix="_ngram")
+    if lm is not None:
+        decode_with_rnnlm(brain, lm, hparams, tests, vocab)
 
 
 if __name__ == "__main__":
