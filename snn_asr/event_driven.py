@@ -21,6 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
+from torch import nn
 
 from .fused import _ONE, _SCALE, _ZERO, KINDS, LIF, V2, _constants, _quantize
 from .neurons import SpikingNeuron
@@ -162,6 +163,22 @@ class EventDrivenRNN:
         self.input_bits = quantizer.bits if quantizer is not None else 0
         if quantizer is not None:
             self.input_p = _constants(quantizer, train=False, dtype=quantizer.ema.dtype)
+
+    @staticmethod
+    def supports(rnn: nn.Module) -> bool:
+        """Whether ``rnn`` can stream event-driven: a unidirectional, eval-mode CPU ``SpikingRNN``.
+
+        Example
+        -------
+        >>> EventDrivenRNN.supports(SpikingRNN(8, input_size=5).eval())
+        True
+        """
+        return (
+            isinstance(rnn, SpikingRNN)
+            and not rnn.bidirectional
+            and not rnn.training
+            and all(type(layer) in KINDS and layer.w.weight.device.type == "cpu" for layer in rnn.stacks[0])
+        )
 
     def reset(self) -> None:
         """Starts a new utterance: zero state everywhere."""

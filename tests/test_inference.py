@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pretrained_model
@@ -11,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as F
-from pretrained_model import REPO, needs_fsdd, training_files
+from pretrained_model import FSDD, REPO, needs_fsdd, training_files
 from speechbrain.inference.ASR import EncoderASR
 
 from snn_asr.dataio import load_audio
@@ -66,46 +67,85 @@ def test_round_trip_and_stock_encoder_asr(pretrained, asr, tmp_path):
     assert starts == sorted(starts) and all(w.end <= transcript.duration + 0.02 for w in transcript.words)
 
 
-def test_streaming_equals_whole_file(asr, pretrained):
-    corpus = pretrained[2]
-    signal = torch.cat([load_audio(f) for f in training_files(corpus)[:4]])  # ~10 s
-    whole = torch.cat([lp for lp, _ in asr.stream_log_probs(signal)], 1)
+BUNDLED = REPO / "pretrained" / "snn-digits"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return SpikingASR.from_hparams(source=str(BUNDLED))
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory) -> list[tuple[Path, str]]:
+    """Connected digits of 'theo', the FSDD speaker the bundled model never heard, with their words."""
+    corpus = tmp_path_factory.mktemp("held_out") / "digits"
+    pretrained_model.run(
+        [str(REPO / "tools/make_librispeech_corpus.py"), "digits", str(corpus), "--size", "tiny",
+         "--jobs", "1", "--quiet", "--fsdd", str(FSDD)], corpus.parent,
+    )  # fmt: skip
+    refs = dict(
+        line.split(" ", 1) for t in (corpus / "test-clean").rglob("*.trans.txt")
+        for line in t.read_text().splitlines()
+    )  # fmt: skip
+    return [(f, refs[f.stem]) for f in sorted((corpus / "test-clean").rglob("*.flac"))]
+
+
+def word_error_rate(pairs: list[tuple[str, str]]) -> float:
+    import jiwer
+
+    return 100 * jiwer.wer([ref for ref, _ in pairs], [hyp or "<empty>" for _, hyp in pairs])
+
+
+def test_bundled_model_recognises_the_held_out_speaker(bundled, held_out):
+    hyps = [bundled.transcribe_file(f) for f, _ in held_out]
+    wer = word_error_rate([(ref, hyp) for (_, ref), hyp in zip(held_out, hyps)])
+    assert wer < 50.0, list(zip(hyps, held_out))  # measured 29.75 on the large corpus's test-clean
+    bundled.event_driven = True
+    try:
+        event = [bundled.transcribe_file(f) for f, _ in held_out]
+    finally:
+        bundled.event_driven = False
+    # Float rounding can move a spike by one quantum on the event-driven path, and the recurrent
+    # quantized network may carry that on: the transcripts agree overall, not one by one.
+    assert abs(word_error_rate([(ref, hyp) for (_, ref), hyp in zip(held_out, event)]) - wer) < 15.0
+
+
+def test_streaming_equals_whole_file(bundled, held_out):
+    signal = torch.cat([load_audio(f) for f, _ in held_out[:3]])
+    whole = torch.cat([lp for lp, _ in bundled.stream_log_probs(signal)], 1)
     for chunk_frames in (37, 100, 1000):
-        parts = torch.cat([lp for lp, _ in asr.stream_log_probs(signal, chunk_frames)], 1)
+        parts = torch.cat([lp for lp, _ in bundled.stream_log_probs(signal, chunk_frames)], 1)
         assert parts.shape == whole.shape
-        torch.testing.assert_close(parts, whole, atol=1e-4, rtol=1e-4)
-        assert torch.equal(parts.argmax(-1), whole.argmax(-1))
-    expected = asr.transcribe_signal(signal)
-    assert expected.text
+        assert torch.equal(parts, whole)  # same Fbank values, same encoder state: bit for bit
+    expected = bundled.transcribe_signal(signal)
+    assert len(expected.words) >= 5
     for seconds in (0.37, 2.0):
-        streamed = asr.transcribe_signal(signal, chunk_seconds=seconds)
+        streamed = bundled.transcribe_signal(signal, chunk_seconds=seconds)
         assert streamed.tokens == expected.tokens and streamed.words == expected.words
 
 
-def test_resampled_and_stereo_inputs(asr, pretrained, tmp_path):
-    """Other rates and channel counts reach the model as the 16 kHz original does.
+def test_resampled_and_stereo_inputs(bundled, held_out, tmp_path):
+    """8 kHz, 22.05 kHz and 44.1 kHz stereo copies reach the model as the 16 kHz original and score alike.
 
-    44.1 kHz stereo gives the same text. The tiny test model is too fragile (it recognises few of
-    its training utterances exactly) for 8 and 22.05 kHz copies, which lose or bend the band edge,
-    to give the same words: for those the waveform reaching the model is checked instead.
+    Exact text equality per file is not asserted: the bundled model's output flips under the tiny
+    differences a resampling round trip leaves (measured on 12 held-out files with beam search and
+    the n-gram: 8/12, 8/12 and 7/12 identical), so the test compares the waveform the model gets
+    and the word error rate over the files.
     """
-    refs = dict(
-        line.split(" ", 1) for t in (pretrained[2] / "train-clean-100").rglob("*.trans.txt")
-        for line in t.read_text().splitlines()
-    )  # fmt: skip
-    right = [f for f in training_files(pretrained[2]) if asr.transcribe_file(f) == refs[f.stem]]
-    assert right, "the test model recognises none of its training utterances: train it longer"
-    signal = load_audio(right[0])
-    text = refs[right[0].stem]
-    for rate, channels, suffix in ((44100, 2, "flac"), (22050, 1, "wav"), (8000, 1, "ogg")):
-        path = tmp_path / f"x{rate}.{suffix}"
-        sf.write(path, np.stack([F.resample(signal, 16000, rate).numpy()] * channels, 1), rate)
-        loaded = load_audio(path)
-        assert abs(len(loaded) - len(signal)) <= 2 and torch.corrcoef(
-            torch.stack([loaded[: len(signal)], signal[: len(loaded)]])
-        )[0, 1] > (0.9 if rate == 8000 else 0.999)
-        hyp = asr.transcribe_file(path)
-        assert hyp == text if rate == 44100 else hyp, (rate, hyp)
+    original = [(ref, bundled.transcribe_file(f)) for f, ref in held_out]
+    for rate, channels, suffix in ((8000, 1, "wav"), (22050, 1, "wav"), (44100, 2, "flac")):
+        pairs = []
+        for file, ref in held_out:
+            signal = load_audio(file)
+            path = tmp_path / f"{file.stem}_{rate}.{suffix}"
+            sf.write(path, np.stack([F.resample(signal, 16000, rate).numpy()] * channels, 1), rate)
+            loaded = load_audio(path)
+            n = min(len(loaded), len(signal))
+            assert abs(len(loaded) - len(signal)) <= 2
+            similarity = torch.corrcoef(torch.stack([loaded[:n], signal[:n]]))[0, 1]
+            assert similarity > (0.99 if rate == 8000 else 0.999)  # FSDD is 8 kHz speech
+            pairs.append((ref, bundled.transcribe_file(path)))
+        assert abs(word_error_rate(pairs) - word_error_rate(original)) < 15.0, (rate, pairs)
 
 
 def test_beam_search_with_the_recipe_lm(asr, pretrained, tmp_path):
