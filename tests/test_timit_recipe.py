@@ -114,3 +114,13 @@ def test_torchrun_ddp_over_gloo_on_cpu(mini_timit, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(dev_error_rates(out)) == 1
     assert (out / "wer_test.txt").exists() and (out / "ops_test.json").exists()
+
+
+def test_augmented_training_runs_and_logs_a_finite_loss(mini_timit, tmp_path):
+    out = tmp_path / "augment"
+    cmd = recipe(mini_timit, out, "--number_of_epochs", "1", "--hidden_size", "32", "--beam_size", "0")
+    subprocess.run([*cmd, "--augment", "True", "--phone_lm_order", "0"], check=True, cwd=tmp_path)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and 0 < history[0]["train_loss"] < 1e3
+    hparams = (out / "hyperparams.yaml").read_text()
+    assert "augment: true" in hparams.lower()

@@ -100,7 +100,7 @@ def prepare_manifests(hparams, test_splits: list[str]) -> None:
             "dev_splits": hparams["dev_splits"],
             "te_splits": test_splits,
             "skip_prep": hparams["skip_prep"],
-            "sample_rate": hparams["sample_rate"],
+            "sample_rate": hparams.get("sample_rate", 16000),
         },
     )
 
