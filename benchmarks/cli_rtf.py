@@ -24,10 +24,10 @@ import soundfile as sf
 from snn_asr.dataio import load_audio
 
 
-def run(model: Path, audio: Path, chunk_seconds: float) -> tuple[float, float]:
+def run(model: Path, audio: Path, chunk_seconds: float, *extra: str) -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB) of one ``snn-asr transcribe`` process."""
     start = time.perf_counter()
-    command = ["snn-asr", "transcribe", str(model), str(audio), "--chunk-seconds", str(chunk_seconds)]
+    command = ["snn-asr", "transcribe", str(model), str(audio), "--chunk-seconds", str(chunk_seconds), *extra]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
     _, status, usage = os.wait4(proc.pid, 0)
     if status:
@@ -49,15 +49,18 @@ def main(argv: list[str] | None = None) -> None:
         long_file = Path(tmp) / "long.flac"
         sf.write(long_file, np.tile(piece, repeats)[: int(args.minutes * 60 * 16000)], 16000)
         seconds = args.minutes * 60
-        results = {name: run(model, long_file, args.chunk_seconds) for name, model in
-                   (("snn", args.snn), ("lstm", args.lstm))}  # fmt: skip
+        runs = [("snn", args.snn, ()), ("snn event-driven", args.snn, ("--event-driven",))]
+        runs.append(("lstm", args.lstm, ()))
+        results = {name: run(model, long_file, args.chunk_seconds, *extra) for name, model, extra in runs}
     for name, (wall, rss) in results.items():
         print(
             f"{name}: {seconds:.0f} s audio in {wall:.1f} s "
             f"(RTF {wall / seconds:.4f}), peak RSS {rss:.0f} MiB"
         )
-    (snn_wall, snn_rss), (lstm_wall, lstm_rss) = results["snn"], results["lstm"]
-    print(f"SNN / LSTM: time {snn_wall / lstm_wall:.2f}, peak RSS {snn_rss / lstm_rss:.2f}")
+    lstm_wall, lstm_rss = results["lstm"]
+    for name in ("snn", "snn event-driven"):
+        wall, rss = results[name]
+        print(f"{name} / LSTM: time {wall / lstm_wall:.2f}, peak RSS {rss / lstm_rss:.2f}")
 
 
 if __name__ == "__main__":
