@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FSDD = Path("/work/shared/data/fsdd")
+FSDD = REPO.parent / "shared" / "data" / "fsdd"
 needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="FSDD recordings not present")
 
 TRAIN = [
