@@ -185,7 +185,7 @@ class _FusedRecurrence(torch.autograd.Function):
         frames = drive.unbind(1)
         if kind == V2:
             ut = weight.detach().t()
-            rec, gates = new(batch, 2 * hidden), new(batch, 1, 2 * hidden)
+            rec, gates, levels = new(batch, 2 * hidden), new(batch, 1, 2 * hidden), new(batch, hidden)
             gates_f = gates[:, 0, :hidden]
         else:
             gates = drive
@@ -198,7 +198,8 @@ class _FusedRecurrence(torch.autograd.Function):
         state = tuple(_np(t) for t in (current, v, y, y_all, out, f_all, c_all, st))
         for n in range(time):
             if kind == V2:
-                torch.add(frames[n], torch.mm(y / scales[n], ut, out=rec), out=gates[:, 0])
+                torch.mm(torch.div(y, scales[n], out=levels), ut, out=rec)
+                torch.add(frames[n], rec, out=gates[:, 0])
                 torch.sigmoid(gates_f, out=forget)
             elif kind == V1:
                 torch.sigmoid(frames[n][:, :hidden], out=forget)

@@ -357,10 +357,11 @@ class SpikingASR(EncoderASR):
         >>> bool((whole.argmax(-1) == parts.argmax(-1)).all())  # doctest: +SKIP
         True
         """
-        encoder = _Stateful(self.parts.enc)
         if self.event_driven and not report and EventDrivenRNN.supports(self.parts.enc):
             stream = EventDrivenRNN(self.parts.enc)
             encoder = lambda feats: stream(feats[0])[None]  # noqa: E731
+        else:
+            encoder = _Stateful(self.parts.enc)
         for feats in self.features(signal, chunk_frames):
             ops = count_ops(encoder, feats) if report else None
             encoded = encoder.out if report else encoder(feats)
