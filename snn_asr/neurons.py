@@ -237,7 +237,7 @@ class LIFNeuron(SpikingNeuron):
 
 
 class GatedLIFNeuron(SpikingNeuron):
-    """"v1": LIF whose synaptic current has an input-dependent forget gate.
+    """The "v1" neuron: LIF whose synaptic current has an input-dependent forget gate.
 
     Example
     -------
@@ -262,7 +262,7 @@ class GatedLIFNeuron(SpikingNeuron):
 
 
 class RecurrentGatedLIFNeuron(GatedLIFNeuron):
-    """"v2" (the proposed model): v1 plus recurrent weights ``U`` on the layer's own last spikes.
+    """The "v2" neuron (the proposed model): v1 plus recurrent weights ``U`` on the layer's own last spikes.
 
     ``U`` acts on the spike levels ``Y[n-1] / M`` (see the module docstring for why).
 

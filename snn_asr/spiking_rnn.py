@@ -126,9 +126,7 @@ class SpikingRNN(nn.Module):
             )
             for _ in range(directions)
         )
-        self.input_quantizer = (
-            SpikeQuantizer(input_quant_bits, threshold=0) if input_quant_bits else None
-        )
+        self.input_quantizer = SpikeQuantizer(input_quant_bits, threshold=0) if input_quant_bits else None
         self.implementation = implementation
 
     @property

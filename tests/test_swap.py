@@ -148,8 +148,14 @@ def make_brain(hparams: dict, brain_cls: type[sb.Brain]) -> sb.Brain:
 
 def fit(brain: sb.Brain, dataset: DynamicItemDataset) -> None:
     loader = {"batch_size": 2}
-    brain.fit(brain.hparams.epoch_counter, dataset, dataset, progressbar=False,
-              train_loader_kwargs=loader, valid_loader_kwargs=loader)
+    brain.fit(
+        brain.hparams.epoch_counter,
+        dataset,
+        dataset,
+        progressbar=False,
+        train_loader_kwargs=loader,
+        valid_loader_kwargs=loader,
+    )
 
 
 @torch.no_grad()
@@ -168,8 +174,16 @@ def assert_decoded(hyps, batch: int = 2) -> None:
     assert all(isinstance(tok, int) for hyp in hyps for tok in hyp)
 
 
-def check_pipeline(stock_text: str, spiking_text: str, brain_cls: type[sb.Brain], predicted_change: int,
-                   spiking_rnns: int, tmp_path: Path, encoder_input, **overrides) -> sb.Brain:
+def check_pipeline(
+    stock_text: str,
+    spiking_text: str,
+    brain_cls: type[sb.Brain],
+    predicted_change: int,
+    spiking_rnns: int,
+    tmp_path: Path,
+    encoder_input,
+    **overrides,
+) -> sb.Brain:
     """Everything the issue asks of one pipeline; returns the resumed brain."""
     transformer = brain_cls is TransformerBrain
     dataset = utterances(transformer)
@@ -249,15 +263,37 @@ N_MELS, CNN_OUT = 20, 4 * 10  # fixtures: 20 Fbanks; CNN output 4 channels x 10 
 def test_crdnn(tmp_path, use_rnnp):
     """CRDNN with ``rnn_class: !name:snn_asr.SpikingRNN``, written by the conversion tool's CLI."""
     out = tmp_path / "crdnn_spiking.yaml"
-    proc = subprocess.run([sys.executable, str(TOOL), str(FIXTURES / "crdnn_ctc.yaml"), "-o", str(out),
-                           "--bits", "4", "--threshold", "2"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            str(FIXTURES / "crdnn_ctc.yaml"),
+            "-o",
+            str(out),
+            "--bits",
+            "4",
+            "--threshold",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "!name:speechbrain.nnet.RNN.LSTM -> !name:snn_asr.SpikingRNN" in proc.stdout
     if use_rnnp:  # one single-layer RNN per layer, each followed by a projection to dnn_neurons (8)
         predicted = sum(swap_change("LSTM", n_in, 8, 1, True) for n_in in (CNN_OUT, 8))
     else:
         predicted = swap_change("LSTM", CNN_OUT, 8, 2, True)
-    brain = check_pipeline((FIXTURES / "crdnn_ctc.yaml").read_text(), out.read_text(), CTCBrain, predicted,
-                           2 if use_rnnp else 1, tmp_path, enc_input, use_rnnp=use_rnnp)
+    brain = check_pipeline(
+        (FIXTURES / "crdnn_ctc.yaml").read_text(),
+        out.read_text(),
+        CTCBrain,
+        predicted,
+        2 if use_rnnp else 1,
+        tmp_path,
+        enc_input,
+        use_rnnp=use_rnnp,
+    )
     for rnn in spiking_modules(brain.hparams.model):
         assert (rnn.neuron, rnn.bits, rnn.threshold, rnn.bidirectional) == ("v2", 4, 2, True)
 
@@ -265,23 +301,43 @@ def test_crdnn(tmp_path, use_rnnp):
 def test_plain_rnn_encoder(tmp_path):
     """``enc: !new:speechbrain.nnet.RNN.LSTM`` called with ``lengths`` -> ``SpikingRNN``."""
     predicted = swap_change("LSTM", N_MELS, 8, 2, True)
-    check_pipeline((FIXTURES / "rnn_ctc.yaml").read_text(), converted("rnn_ctc.yaml"), CTCBrain, predicted, 1,
-                   tmp_path, enc_input)
+    check_pipeline(
+        (FIXTURES / "rnn_ctc.yaml").read_text(),
+        converted("rnn_ctc.yaml"),
+        CTCBrain,
+        predicted,
+        1,
+        tmp_path,
+        enc_input,
+    )
 
 
 def test_after_cnn_front_end(tmp_path):
     """``ConvolutionFrontEnd`` -> RNN in a ``LengthsCapableSequential``: the GRU is converted in place."""
     predicted = swap_change("GRU", CNN_OUT, 8, 2)
-    check_pipeline((FIXTURES / "cnn_rnn_ctc.yaml").read_text(), converted("cnn_rnn_ctc.yaml"), CTCBrain,
-                   predicted, 1, tmp_path, enc_input)
+    check_pipeline(
+        (FIXTURES / "cnn_rnn_ctc.yaml").read_text(),
+        converted("cnn_rnn_ctc.yaml"),
+        CTCBrain,
+        predicted,
+        1,
+        tmp_path,
+        enc_input,
+    )
 
 
 def test_spiking_encoder_wrapper_after_cnn_front_end(tmp_path):
     """``snn_asr.pipelines.SpikingEncoder`` (front end + spiking stack + projection) for the same stack."""
     predicted = swap_change("GRU", CNN_OUT, 8, 2)
-    check_pipeline((FIXTURES / "cnn_rnn_ctc.yaml").read_text(),
-                   (FIXTURES / "cnn_spiking_encoder_ctc.yaml").read_text(), CTCBrain, predicted, 1, tmp_path,
-                   enc_input)
+    check_pipeline(
+        (FIXTURES / "cnn_rnn_ctc.yaml").read_text(),
+        (FIXTURES / "cnn_spiking_encoder_ctc.yaml").read_text(),
+        CTCBrain,
+        predicted,
+        1,
+        tmp_path,
+        enc_input,
+    )
 
 
 def transformer_input(hparams, dataset):
@@ -305,8 +361,16 @@ def test_transformer_encoder(tmp_path, encoder_module):
     else:  # the Conformer's own count, measured
         stock = load(stock_text, tmp_path / "count", encoder_module=encoder_module)
         replaced = count_parameters(stock["Transformer"].encoder)
-    brain = check_pipeline(stock_text, spiking_text, TransformerBrain, spiking - replaced, 1, tmp_path,
-                           transformer_input, encoder_module=encoder_module)
+    brain = check_pipeline(
+        stock_text,
+        spiking_text,
+        TransformerBrain,
+        spiking - replaced,
+        1,
+        tmp_path,
+        transformer_input,
+        encoder_module=encoder_module,
+    )
     assert isinstance(brain.modules.Transformer, SpikingTransformerASR)
     assert isinstance(brain.modules.Transformer.encoder, SpikingTransformerEncoder)
 
@@ -319,8 +383,11 @@ STOCK_CLASSES = {
     "GRU": {},
     "RNN": {"nonlinearity": "tanh"},
     "LiGRU": {"nonlinearity": "relu", "normalization": "batchnorm"},
-    "SLiGRU": {"nonlinearity": "relu", "ff_normalization": "batchnorm",
-               "recurrent_elementwise_affine": "False"},
+    "SLiGRU": {
+        "nonlinearity": "relu",
+        "ff_normalization": "batchnorm",
+        "recurrent_elementwise_affine": "False",
+    },
     "QuasiRNN": {"zoneout": "0.0", "output_gate": "True"},
 }
 
@@ -398,8 +465,17 @@ def test_dropin_interface_matches_stock(cls):
 
 def test_spiking_transformer_rejects_bidirectional_causal():
     with pytest.raises(ValueError, match="causal"):
-        SpikingTransformerASR(10, 20, d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
-                              d_ffn=16, causal=True, rnn_bidirectional=True)
+        SpikingTransformerASR(
+            10,
+            20,
+            d_model=8,
+            nhead=2,
+            num_encoder_layers=1,
+            num_decoder_layers=1,
+            d_ffn=16,
+            causal=True,
+            rnn_bidirectional=True,
+        )
 
 
 # --------------------------------------------------------------------------- the conversion tool
@@ -446,8 +522,10 @@ def test_tool_rewrites_other_layouts():
     assert result.converted == 3
     assert "rnn_class: !name:speechbrain.nnet.RNN.LSTM\n" in result.text
     assert any("left !name:speechbrain.nnet.RNN.LSTM alone (inside RNNLM)" in c for c in result.changes)
-    assert ("flow: !new:snn_asr.SpikingRNN {input_size: 4, hidden_size: 3, neuron: v2, bits: 4, threshold: 2}"
-            "  # inline\n") in result.text
+    assert (
+        "flow: !new:snn_asr.SpikingRNN {input_size: 4, hidden_size: 3, neuron: v2, bits: 4, threshold: 2}"
+        "  # inline\n"
+    ) in result.text
     assert "bare: !name:snn_asr.SpikingRNN\n    neuron: v2\n" in result.text
     options = "      neuron: v2\n      bits: 4\n      threshold: 2\n"
     assert f"      hidden_size: 3\n{options}after: 1\n" in result.text
@@ -458,12 +536,18 @@ def test_tool_rewrites_other_layouts():
 
 def test_tool_refuses_clearly(tmp_path):
     out = tmp_path / "out.yaml"
-    missing = subprocess.run([sys.executable, str(TOOL), str(tmp_path / "none.yaml"), "-o", str(out)],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, str(TOOL), str(tmp_path / "none.yaml"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
     assert "no such hparams file" in missing.stderr
-    no_rnn = subprocess.run([sys.executable, str(TOOL), str(FIXTURES / "transformer_ctc_att.yaml"),
-                             "-o", str(out)], capture_output=True, text=True)
+    no_rnn = subprocess.run(
+        [sys.executable, str(TOOL), str(FIXTURES / "transformer_ctc_att.yaml"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert no_rnn.returncode == 1 and no_rnn.stderr.count("\n") == 1
     assert "no SpeechBrain RNN encoder found" in no_rnn.stderr
     assert not out.exists()
