@@ -132,7 +132,10 @@ class ASRBrain(sb.Brain):
         self.rescorer = None
         self.annealing_metric = getattr(self.hparams, "lr_annealing_metric", "loss")
         if self.annealing_metric not in ("loss", "error_rate"):
-            raise ValueError(f"lr_annealing_metric must be loss or error_rate, got {self.annealing_metric!r}")
+            raise ValueError(
+                f"lr_annealing_metric is {self.annealing_metric!r}; pass --lr_annealing_metric loss "
+                "(or error_rate)"
+            )
 
     def to_units(self, token_ids: list[list[int]]) -> list[list[str]]:
         """Scoring units (words, phones) of each token-id sequence; recipes override this."""

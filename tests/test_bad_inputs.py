@@ -174,6 +174,13 @@ CASES: dict[str, tuple[str, Callable[[Path], object] | None, list[str], Path | N
         None,
         "did you mean --hidden_size?",
     ),
+    "override bad annealing metric": (
+        "TIMIT",
+        lambda r: None,
+        ["--lr_annealing_metric", "wer"],
+        None,
+        "pass --lr_annealing_metric loss (or error_rate)",
+    ),
     # skipped with a warning; then the default vocab_size is too large for four training sentences
     "libri audio without a line": (
         "LibriSpeech",
@@ -192,6 +199,7 @@ RECIPE_RUNS = [
     "libri 0-sample flac",
     "libri no data_folder",
     "override not an integer",
+    "override bad annealing metric",
     "libri audio without a line",
 ]
 DATA_CASES = [name for name, case in CASES.items() if case[1] is not None and not case[2]]
