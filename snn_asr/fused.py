@@ -236,11 +236,9 @@ class _FusedRecurrence(torch.autograd.Function):
             gweight = gleak
         elif kind == V2:
             gy += rec
-            if ctx.needs_input_grad[1]:
-                gweight = gdrive[:, 0].t() @ (y0 / scales[0])
-                levels = y_all[:, :-1] / scales[1:time].view(1, -1, 1)
-                for b in range(batch):
-                    gweight.addmm_(gdrive[b, 1:].t(), levels[b])
+            if ctx.needs_input_grad[1]:  # dU = sum over (b, n) of gdrive[b, n]^T (Y[b, n-1] / M[n]): one GEMM
+                levels = torch.cat([y0.unsqueeze(1), y_all[:, :-1]], 1).div_(scales[:time].view(1, -1, 1))
+                gweight = gdrive.view(-1, 2 * hidden).t() @ levels.view(-1, hidden)
         return gdrive, gweight, gi, gv, gy, None, None, None, None, None
 
 
