@@ -55,5 +55,13 @@ def test_hparams_variants_differ_only_in_the_encoder(recipe, variant):
         for line in difflib.unified_diff(base, other, n=0, lineterm="")
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
-    allowed = ("# ", "model_name:", "encoder:", "encoder_lengths:", "    neuron:", "    bits:", "    threshold:")
+    allowed = (
+        "# ",
+        "model_name:",
+        "encoder:",
+        "encoder_lengths:",
+        "    neuron:",
+        "    bits:",
+        "    threshold:",
+    )
     assert changed and all(line[1:].startswith(allowed) for line in changed), changed
