@@ -54,3 +54,17 @@ def test_snn_ctc_learns_held_out_speaker_and_decodes_with_ngram(digits, tmp_path
     assert all(0 < r < 1 for r in ops["spike_rates"].values())
     for name in ("training_curves.png", "spike_raster_test-clean.png", "3gram.arpa"):
         assert (out / name).exists() or (save / name).exists(), name
+
+
+def test_torchrun_ddp_over_gloo_on_cpu(digits, tmp_path):
+    """Two processes: preparation, tokenizer and n-gram on the main one, then DDP training and test."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(TRAIN)]
+    cmd += ["hparams/snn.yaml", "--distributed_backend", "gloo"]
+    cmd += ["--data_folder", str(digits), "--output_folder", str(out), "--number_of_epochs", "1"]
+    cmd += ["--hidden_size", "32", "--vocab_size", "24", "--test_splits", "[test-clean]", "--beam_size", "4"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(json.loads((out / "history.json").read_text())) == 1
+    for name in ("wer_test-clean.txt", "wer_test-clean_ngram.txt", "ops_test-clean.json"):
+        assert (out / name).exists(), name
