@@ -12,10 +12,11 @@ models, the YAML's attention beam searcher otherwise) and :attr:`ASRBrain.rescor
 
 Per epoch it logs loss and error rate, anneals the learning rate on the dev loss
 (``lr_annealing``; ``lr_annealing_metric: error_rate`` for the dev error instead), keeps
-the best checkpoints, and saves PNG training curves. At test time it writes SpeechBrain's per-utterance alignment file, an op-count / spike-rate
-report of the encoder against a same-size GRU, a spike raster and a spike-rate histogram, and
-cross-checks SpeechBrain's error rate against jiwer's on the same hypotheses and references
-(:func:`cross_check_wer`; a disagreement raises).
+the best checkpoints, and saves PNG training curves. At test time it writes SpeechBrain's
+per-utterance alignment file, an op-count / spike-rate report of the encoder against a
+same-size GRU, a spike raster and a spike-rate histogram, and cross-checks SpeechBrain's
+error rate against jiwer's on the same hypotheses and references (:func:`cross_check_wer`;
+a disagreement raises).
 """
 
 from __future__ import annotations
