@@ -22,6 +22,7 @@ import numba
 import numpy as np
 import torch
 
+from .linear import matmul_nt, pack
 from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
 from .quantizer import EPS_MARGIN, SpikeQuantizer
 
@@ -34,15 +35,16 @@ _MOMENTUM, _REST, _LEVELS, _THRESHOLD, _SCALE, _MIN_SCALE, _ZERO, _ONE, _TWO = r
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _quantize(v, scale, bits, p, out):
     """:func:`snn_asr.quantizer.quantize` of the 1-D ``v`` into ``out``, same float ops in the same order."""
+    zero = p[_ZERO]  # constants in locals: read from ``p`` inside the loop, they would block vectorizing
     if bits == 1:
         theta = scale / p[_TWO]
         for h in range(v.shape[0]):
-            out[h] = theta if v[h] >= theta else p[_ZERO]
+            out[h] = theta if v[h] >= theta else zero
         return
-    s = (p[_ONE] / scale) * p[_LEVELS]
+    s, threshold = (p[_ONE] / scale) * p[_LEVELS], p[_THRESHOLD]
     for h in range(v.shape[0]):
         q = np.trunc(s * max(min(v[h], scale), -scale))
-        out[h] = p[_ZERO] if abs(q) <= p[_THRESHOLD] else q / s
+        out[h] = zero if abs(q) <= threshold else q / s
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -50,7 +52,7 @@ def _forward_frame(
     n, kind, train, bits, p, corr, ema, updates, scales, forget, gates, gn, leak, mask, valid, i0,
     current, v, y, y_all, out, f_all, c_all, st, ns,
 ):  # fmt: skip
-    """Frame ``n`` of the batch: writes ``current``, ``y_all``, ``out`` at ``[:, n]``, updates ``v``, ``y``.
+    """Frame ``n`` of the batch: writes ``current[n]``, ``y_all[n]``, ``out[:, n]``, updates ``v``, ``y``.
 
     ``gates[:, gn]`` holds this frame's drive (lif) or gate pre-activations (v1, v2)
     and ``forget`` the forget gate. What the backward pass needs goes to
@@ -58,22 +60,23 @@ def _forward_frame(
     goes to ``scales[n + 1]``.
     """
     batch, hidden = v.shape
-    top = p[_ZERO]
+    zero, one = p[_ZERO], p[_ONE]
+    top = zero
     any_valid = False
     for b in range(batch):
         if not valid[b, n]:
             continue
         any_valid = True
-        i_prev = i0[b] if n == 0 else current[b, n - 1]
-        cur, volt, g, m, vb, yb = current[b, n], out[b, n], gates[b, gn], mask[b], v[b], y[b]
+        i_prev = i0[b] if n == 0 else current[n - 1, b]
+        cur, volt, g, m, vb, yb = current[n, b], out[b, n], gates[b, gn], mask[b], v[b], y[b]
         if kind == LIF:
             for h in range(hidden):
                 cur[h] = leak[h] * i_prev[h] + g[h] * m[h]
         else:
-            f, c_keep, f_keep = forget[b], c_all[b, ns], f_all[b, ns]
+            f, c_keep, f_keep = forget[b], c_all[ns, b], f_all[ns, b]
             for h in range(hidden):
-                c = max(g[hidden + h], p[_ZERO])
-                cur[h] = f[h] * i_prev[h] + (p[_ONE] - f[h]) * (c * m[h])
+                c = max(g[hidden + h], zero)
+                cur[h] = f[h] * i_prev[h] + (one - f[h]) * (c * m[h])
                 f_keep[h] = f[h]
                 c_keep[h] = c
         for h in range(hidden):
@@ -90,17 +93,17 @@ def _forward_frame(
     for b in range(batch):
         vb, yb, o = v[b], y[b], out[b, n]
         if valid[b, n]:
-            keep = st[b, ns]
+            keep = st[ns, b]
             for h in range(hidden):
                 keep[h] = abs(o[h]) <= scale
                 vb[h] = o[h]
             _quantize(vb, scale, bits, p, yb)
             o[:] = yb
         else:
-            current[b, n] = i0[b] if n == 0 else current[b, n - 1]
+            current[n, b] = i0[b] if n == 0 else current[n - 1, b]
             for h in range(hidden):
-                o[h] = yb[h] * p[_ZERO]
-        y_all[b, n] = yb
+                o[h] = yb[h] * zero
+        y_all[n, b] = yb
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -117,22 +120,22 @@ def _backward_frame(
         if not valid[b, n]:
             for h in range(hidden):
                 gy[b, h] += rec[b, h]
-            gdrive[b, n, :] = p[_ZERO]
+            gdrive[n, b, :] = p[_ZERO]
             continue
         for h in range(hidden):
             g_spike = gy[b, h] + rec[b, h] + gout[b, n, h]
-            g_volt = gv[b, h] + g_spike if st[b, n, h] else gv[b, h]
+            g_volt = gv[b, h] + g_spike if st[n, b, h] else gv[b, h]
             g_cur = gi[b, h] + g_volt
-            i_prev = i0[b, h] if n == 0 else current[b, n - 1, h]
+            i_prev = i0[b, h] if n == 0 else current[n - 1, b, h]
             if kind == LIF:
                 gleak[h] += g_cur * i_prev
-                gdrive[b, n, h] = g_cur * mask[b, h]
+                gdrive[n, b, h] = g_cur * mask[b, h]
                 gi[b, h] = g_cur * leak[h]
             else:
-                f = f_all[b, n, h]
-                c = c_all[b, n, h]
-                gdrive[b, n, h] = g_cur * (i_prev - c * mask[b, h]) * (p[_ONE] - f) * f
-                gdrive[b, n, hidden + h] = g_cur * (p[_ONE] - f) * mask[b, h] if c > p[_ZERO] else p[_ZERO]
+                f = f_all[n, b, h]
+                c = c_all[n, b, h]
+                gdrive[n, b, h] = g_cur * (i_prev - c * mask[b, h]) * (p[_ONE] - f) * f
+                gdrive[n, b, hidden + h] = g_cur * (p[_ONE] - f) * mask[b, h] if c > p[_ZERO] else p[_ZERO]
                 gi[b, h] = g_cur * f
             gv[b, h] = g_volt
             gy[b, h] = -g_volt
@@ -176,16 +179,15 @@ class _FusedRecurrence(torch.autograd.Function):
         corr = _np(_corrections(quantizer.momentum, int(quantizer.steps), time, drive)) if train else p
         valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
         new = drive.new_empty
-        current, y_all = new(batch, time, hidden), new(batch, time, hidden)
-        out = y_all if valid is None else new(batch, time, hidden)
+        current, y_all, out = new(time, batch, hidden), new(time, batch, hidden), new(batch, time, hidden)
         gated = kind != LIF
-        f_all, c_all = new(batch, keep if gated else 1, hidden), new(batch, keep if gated else 1, hidden)
-        st = torch.empty(batch, keep, hidden, dtype=torch.bool)
+        f_all, c_all = new(keep if gated else 1, batch, hidden), new(keep if gated else 1, batch, hidden)
+        st = torch.empty(keep, batch, hidden, dtype=torch.bool)
         v, y, forget = v0.clone(), y0.clone(), new(batch, hidden)
         frames = drive.unbind(1)
         if kind == V2:
-            ut = weight.detach().t()
-            rec, gates, levels = new(batch, 2 * hidden), new(batch, 1, 2 * hidden), new(batch, hidden)
+            u = pack(weight, batch)
+            gates, levels = new(batch, 1, 2 * hidden), new(batch, hidden)
             gates_f = gates[:, 0, :hidden]
         else:
             gates = drive
@@ -198,7 +200,7 @@ class _FusedRecurrence(torch.autograd.Function):
         state = tuple(_np(t) for t in (current, v, y, y_all, out, f_all, c_all, st))
         for n in range(time):
             if kind == V2:
-                torch.mm(torch.div(y, scales[n], out=levels), ut, out=rec)
+                rec = matmul_nt(torch.div(y, scales[n], out=levels), u)
                 torch.add(frames[n], rec, out=gates[:, 0])
                 torch.sigmoid(gates_f, out=forget)
             elif kind == V1:
@@ -211,35 +213,36 @@ class _FusedRecurrence(torch.autograd.Function):
             quantizer.steps.add_(int(updates[0]))
         ctx.kind, ctx.p, ctx.scales = kind, p, scales
         ctx.save_for_backward(weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st)
-        return out, current[:, -1].clone(), v, y
+        return out, current[-1].clone(), v, y
 
     @staticmethod
     def backward(ctx, gout, gi_last, gv_last, gy_last):
         weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st = ctx.saved_tensors
         kind, scales = ctx.kind, ctx.scales
-        batch, time, hidden = current.shape
+        time, batch, hidden = current.shape
         valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
         gi, gv, gy = gi_last.clone(), gv_last.clone(), gy_last.clone()
         rec = torch.zeros_like(gi)
-        gdrive = current.new_empty(batch, time, hidden if kind == LIF else 2 * hidden)
+        gdrive = current.new_empty(time, batch, hidden if kind == LIF else 2 * hidden)
         gleak = torch.zeros(hidden, dtype=current.dtype) if kind == LIF else rec[0, :0]
         leak = weight if kind == LIF else rec[0, :0]
-        frames = gdrive.unbind(1)
+        frames = gdrive.unbind(0)
+        ut = pack(weight.t().contiguous(), batch) if kind == V2 else None
         args = [_np(t) for t in (gout.contiguous(), rec, gi, gv, gy, leak, gleak, mask)]
         args += [valid_np] + [_np(t) for t in (i0, current, f_all, c_all, st, gdrive)]
         for n in reversed(range(time)):
             _backward_frame(n, kind, ctx.p, *args)
             if kind == V2:
-                torch.div(torch.mm(frames[n], weight, out=rec), scales[n], out=rec)
+                torch.div(matmul_nt(frames[n], ut), scales[n], out=rec)
         gweight = None
         if kind == LIF:
             gweight = gleak
         elif kind == V2:
             gy += rec
             if ctx.needs_input_grad[1]:  # dU = sum over (b, n) of gdrive[b, n]^T (Y[b, n-1] / M[n]): one GEMM
-                levels = torch.cat([y0.unsqueeze(1), y_all[:, :-1]], 1).div_(scales[:time].view(1, -1, 1))
+                levels = torch.cat([y0.unsqueeze(0), y_all[:-1]]).div_(scales[:time].view(-1, 1, 1))
                 gweight = gdrive.view(-1, 2 * hidden).t() @ levels.view(-1, hidden)
-        return gdrive, gweight, gi, gv, gy, None, None, None, None, None
+        return gdrive.transpose(0, 1), gweight, gi, gv, gy, None, None, None, None, None
 
 
 def supports(layer: SpikingNeuron, x: torch.Tensor) -> bool:

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .linear import linear
 from .normalization import MaskedBatchNorm
 from .quantizer import SpikeQuantizer
 
@@ -109,7 +110,7 @@ class SpikingNeuron(nn.Module):
 
     def drive(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """``BN(W X)`` for the whole sequence: (batch, time, in) -> (batch, time, gates*hidden)."""
-        return self.norm(self.w(x), valid)
+        return self.norm(linear(x, self.w.weight, self.w.bias), valid)
 
     def dropout_mask(self, batch: int, like: torch.Tensor) -> torch.Tensor | None:
         """Inverted-dropout mask ``m`` (batch, hidden), shared over time; ``None`` when off."""
@@ -283,7 +284,7 @@ class RecurrentGatedLIFNeuron(GatedLIFNeuron):
                 nn.init.orthogonal_(block, gain=RECURRENT_GAIN)
 
     def gate_inputs(self, drive, state):
-        return drive + self.u(state.spikes / self.quantizer.scale)
+        return drive + linear(state.spikes / self.quantizer.scale, self.u.weight)
 
 
 RECURRENT_GAIN = 3.0

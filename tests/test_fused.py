@@ -60,6 +60,23 @@ def test_forward_is_bit_identical(kind, bits, threshold, train, padded):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_paper_size_v2_is_bit_identical(train):
+    """At 40 -> 550, batch 16, the products go through oneDNN with ``U`` packed once (:mod:`snn_asr.linear`)
+    while the reference passes ``U`` plain each frame: spikes and states must still agree bit for bit."""
+    torch.manual_seed(11)
+    layer = RecurrentGatedLIFNeuron(40, 550, dropout=0.1).train(train)
+    reference = copy.deepcopy(layer)
+    reference.implementation = "reference"
+    x, valid = torch.randn(16, 40, 40), padding(16, 40)
+    out, final = run(layer, x, None, valid)
+    ref_out, ref_final = run(reference, x, None, valid)
+    assert 0.05 < (out != 0).float().mean() < 0.95
+    assert torch.equal(out, ref_out)
+    for a, b in zip(final, ref_final):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
 @pytest.mark.parametrize("bits, threshold", SPIKES)
 @pytest.mark.parametrize("train", [True, False])

@@ -1,0 +1,121 @@
+"""``x W^T + b`` for the spiking layers: oneDNN's GEMM on CPU in float32, ``F.linear`` elsewhere.
+
+Why by hand: torch sends a float32 ``torch.mm`` on CPU to MKL, and there is no switch
+to send it to oneDNN instead (``torch.backends.mkldnn.matmul`` covers bf16/tf32 only).
+On the AMD EPYC this project is measured on, oneDNN runs the spiking layers' shapes
+1.4-1.8x faster than MKL (``benchmarks/gemm_backends.py``), and ``torch.nn.LSTM``, the
+baseline, already runs on oneDNN (its fused RNN primitive). So the input projections
+``W X``, the recurrent ``U Y`` and their input gradients go through
+``torch.ops.mkldnn._linear_pointwise``, the dense-in, dense-out oneDNN linear that
+TorchInductor emits. Weight gradients stay on ``torch.mm``: for the transposed
+``(out, batch*time) x (batch*time, in)`` product MKL is the faster (oneDNN would need
+both operands transposed in memory first).
+
+The reference loop (:mod:`snn_asr.neurons`) and the fused recurrence
+(:mod:`snn_asr.fused`) both call :func:`matmul_nt` for ``U Y``, so they stay bit-identical.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+
+def _onednn_linear():
+    """``torch.ops.mkldnn._linear_pointwise`` where this torch build has it, else ``None``."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+
+
+_ONEDNN = _onednn_linear()
+
+
+def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`linear` and :func:`matmul_nt` run on oneDNN for these operands.
+
+    Example
+    -------
+    >>> uses_onednn(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(4, 3, dtype=torch.float64))
+    False
+    """
+    return (
+        _ONEDNN is not None
+        and x.device.type == "cpu"
+        and weight.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+    )
+
+
+def pack(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """``weight`` (out, in) reordered once into oneDNN's blocked layout for :func:`matmul_nt` with ``rows`` rows.
+
+    A plain weight is reordered inside every call; a recurrence calls :func:`matmul_nt`
+    once per frame with the same weight, and packing it once makes each call 1.25-1.35x
+    faster at the paper's size, with bit-identical results. Where oneDNN does not apply,
+    returns ``weight`` itself.
+
+    Example
+    -------
+    >>> x, w = torch.randn(2, 3), torch.randn(4, 3)
+    >>> torch.equal(matmul_nt(x, pack(w, 2)), matmul_nt(x, w))
+    True
+    """
+    if uses_onednn(weight, weight):
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+    return weight.detach()
+
+
+def matmul_nt(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` without autograd: (rows, in) x (out, in) -> (rows, out); ``weight`` may be :func:`pack`-ed.
+
+    Example
+    -------
+    >>> x, w = torch.randn(2, 3), torch.randn(4, 3)
+    >>> torch.allclose(matmul_nt(x, w), x @ w.T, atol=1e-6)
+    True
+    """
+    if uses_onednn(x, weight):
+        return _ONEDNN(x, weight, None, "none", [], "")
+    return x @ weight.t()
+
+
+class _Linear(torch.autograd.Function):
+    """``x W^T + b`` with oneDNN's forward and input gradient, MKL's weight gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        flat = x.reshape(-1, x.shape[-1])
+        return _ONEDNN(flat, weight, bias, "none", [], "").view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        flat = grad.reshape(-1, grad.shape[-1])
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = matmul_nt(flat, weight.t().contiguous()).view(x.shape)
+        if ctx.needs_input_grad[1]:
+            gw = flat.t() @ x.reshape(-1, x.shape[-1])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = flat.sum(0)
+        return gx, gw, gb
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` with gradients: (..., in) -> (..., out), on oneDNN where it applies.
+
+    Example
+    -------
+    >>> x, w, b = torch.randn(2, 5, 3), torch.randn(4, 3), torch.randn(4)
+    >>> torch.allclose(linear(x, w, b), torch.nn.functional.linear(x, w, b), atol=1e-5)
+    True
+    """
+    if uses_onednn(x, weight) and x.numel() > 0:
+        return _Linear.apply(x, weight, bias)
+    return F.linear(x, weight, bias)
