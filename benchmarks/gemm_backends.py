@@ -1,4 +1,4 @@
-"""GEMM backends: torch's float32 ``mm`` (MKL) against oneDNN (:mod:`snn_asr.linear`) at the spiking layers' shapes.
+"""GEMM backends: torch's float32 ``mm`` (MKL) against oneDNN (:mod:`snn_asr.linear`), spiking layer shapes.
 
 Why the spiking layers route their products through oneDNN, and why weight gradients
 stay on MKL. Shapes are a v2 layer at the paper's size, 550 -> 2 x 550, trained at
@@ -28,7 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     setup(
         args,
-        f"float32 GEMMs of a v2 layer, {args.hidden} -> 2 x {args.hidden}, batch {args.batch} x {args.frames}",
+        f"float32 GEMMs of a v2 layer, {args.hidden} -> 2 x {args.hidden}, "
+        f"batch {args.batch} x {args.frames}",
     )
     if not uses_onednn(torch.zeros(1, 1), torch.zeros(1, 1)):
         raise SystemExit("error: this torch build has no oneDNN linear; snn_asr.linear uses torch.mm here")

@@ -50,7 +50,7 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def pack(weight: torch.Tensor, rows: int) -> torch.Tensor:
-    """``weight`` (out, in) reordered once into oneDNN's blocked layout for :func:`matmul_nt` with ``rows`` rows.
+    """``weight`` (out, in) reordered once into oneDNN's layout, for :func:`matmul_nt` with ``rows`` rows.
 
     A plain weight is reordered inside every call; a recurrence calls :func:`matmul_nt`
     once per frame with the same weight, and packing it once makes each call 1.25-1.35x
@@ -69,7 +69,7 @@ def pack(weight: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 def matmul_nt(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` without autograd: (rows, in) x (out, in) -> (rows, out); ``weight`` may be :func:`pack`-ed.
+    """``x @ weight.T`` without autograd: (rows, in) x (out, in) -> (rows, out); ``weight`` may be packed.
 
     Example
     -------

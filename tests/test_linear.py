@@ -42,7 +42,7 @@ def test_gradient_only_to_the_weight():
 @needs_onednn
 @pytest.mark.parametrize("rows, inputs, outputs", [(16, 550, 1100), (16, 1100, 550), (3, 8, 16), (1, 5, 2)])
 def test_packed_weight_gives_bit_identical_products(rows, inputs, outputs):
-    """The recurrence packs ``U`` once; the reference passes it plain each frame: both must agree bit for bit."""
+    """The recurrence packs ``U`` once, the reference passes it plain each frame: they must agree bitwise."""
     torch.manual_seed(2)
     x, w = torch.randn(rows, inputs), torch.randn(outputs, inputs)
     plain = matmul_nt(x, w)
