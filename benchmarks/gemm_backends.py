@@ -37,7 +37,7 @@ def main() -> None:
     hidden, rows, seq_rows = args.hidden, args.batch, args.batch * args.frames
     u = torch.randn(2 * hidden, hidden)  # U, and W of a second layer: (2H, H)
     ut = u.t().contiguous()
-    packed, packed_t = pack(u, rows), pack(ut, rows)
+    packed, packed_t = pack(u, rows, uses=args.frames), pack(ut, rows, uses=args.frames)
     y, g = torch.randn(rows, hidden), torch.randn(rows, 2 * hidden)
     x, gx = torch.randn(seq_rows, hidden), torch.randn(seq_rows, 2 * hidden)
     cases = {  # name: (multiply-adds, MKL, oneDNN as snn_asr runs it)

@@ -18,6 +18,8 @@ quantizer's: identity where ``|V| <= M``, zero elsewhere.
 
 from __future__ import annotations
 
+import weakref
+
 import numba
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ import torch
 from .linear import matmul_nt, pack
 from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
 from .quantizer import EPS_MARGIN, SpikeQuantizer
+from .workspace import Workspace
 
 LIF, V1, V2 = 0, 1, 2
 KINDS = {LIFNeuron: LIF, GatedLIFNeuron: V1, RecurrentGatedLIFNeuron: V2}
@@ -50,14 +53,14 @@ def _quantize(v, scale, bits, p, out):
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _forward_frame(
     n, kind, train, bits, p, corr, ema, updates, scales, forget, gates, gn, leak, mask, valid, i0,
-    current, v, y, y_all, out, f_all, c_all, st, ns,
+    current, v, y, y_all, out, f_all, c_all, st, ns, levels,
 ):  # fmt: skip
     """Frame ``n`` of the batch: writes ``current[n]``, ``y_all[n]``, ``out[:, n]``, updates ``v``, ``y``.
 
     ``gates[:, gn]`` holds this frame's drive (lif) or gate pre-activations (v1, v2)
     and ``forget`` the forget gate. What the backward pass needs goes to
     ``f_all``, ``c_all`` and ``st`` at frame ``ns``; the scale the frame fired with
-    goes to ``scales[n + 1]``.
+    goes to ``scales[n + 1]``, and (v2) the next frame's ``Y / M`` to ``levels``.
     """
     batch, hidden = v.shape
     zero, one = p[_ZERO], p[_ONE]
@@ -104,15 +107,20 @@ def _forward_frame(
             for h in range(hidden):
                 o[h] = yb[h] * zero
         y_all[n, b] = yb
+    if kind == V2:
+        for b in range(batch):
+            for h in range(hidden):
+                levels[b, h] = y[b, h] / scales[n + 1]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _backward_frame(
-    n, kind, p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st, gdrive
+    n, kind, p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st, gdrive, gframe
 ):  # fmt: skip
     """Reverse of :func:`_forward_frame`: moves ``dL/d(I, V, Y)`` from after frame ``n`` to before it.
 
-    Writes ``dL/d gates[:, n]`` to ``gdrive`` (and ``dL/d tau`` into ``gleak``);
+    Writes ``dL/d gates[:, n]`` to ``gdrive[:, n]`` and to ``gframe`` (contiguous, for the
+    next matmul), and ``dL/d tau`` into ``gleak``;
     ``rec`` is ``dL/dY[n]`` through frame ``n+1``'s ``U`` (zeros for lif and v1).
     """
     batch, hidden = gv.shape
@@ -120,8 +128,10 @@ def _backward_frame(
         if not valid[b, n]:
             for h in range(hidden):
                 gy[b, h] += rec[b, h]
-            gdrive[n, b, :] = p[_ZERO]
+            gframe[b, :] = p[_ZERO]
+            gdrive[b, n, :] = p[_ZERO]
             continue
+        gf = gframe[b]
         for h in range(hidden):
             g_spike = gy[b, h] + rec[b, h] + gout[b, n, h]
             g_volt = gv[b, h] + g_spike if st[n, b, h] else gv[b, h]
@@ -129,16 +139,17 @@ def _backward_frame(
             i_prev = i0[b, h] if n == 0 else current[n - 1, b, h]
             if kind == LIF:
                 gleak[h] += g_cur * i_prev
-                gdrive[n, b, h] = g_cur * mask[b, h]
+                gf[h] = g_cur * mask[b, h]
                 gi[b, h] = g_cur * leak[h]
             else:
                 f = f_all[n, b, h]
                 c = c_all[n, b, h]
-                gdrive[n, b, h] = g_cur * (i_prev - c * mask[b, h]) * (p[_ONE] - f) * f
-                gdrive[n, b, hidden + h] = g_cur * (p[_ONE] - f) * mask[b, h] if c > p[_ZERO] else p[_ZERO]
+                gf[h] = g_cur * (i_prev - c * mask[b, h]) * (p[_ONE] - f) * f
+                gf[hidden + h] = g_cur * (p[_ONE] - f) * mask[b, h] if c > p[_ZERO] else p[_ZERO]
                 gi[b, h] = g_cur * f
             gv[b, h] = g_volt
             gy[b, h] = -g_volt
+        gdrive[b, n] = gf
 
 
 def _corrections(momentum: float, steps: int, count: int, like: torch.Tensor) -> torch.Tensor:
@@ -167,30 +178,40 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
+_WORKSPACES: weakref.WeakKeyDictionary[SpikingNeuron, Workspace] = weakref.WeakKeyDictionary()
+"""Each layer's reusable buffers (:mod:`snn_asr.workspace`)."""
+
+
 class _FusedRecurrence(torch.autograd.Function):
     """``(drive, weight, I0, V0, Y0) -> (spikes, I, V, Y)`` of a layer; ``weight``: tau, U or None."""
 
     @staticmethod
-    def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid):
+    def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid, workspace):
         batch, time, _ = drive.shape
-        hidden = i0.shape[1]
+        hidden, dtype = i0.shape[1], drive.dtype
         keep = time if any(ctx.needs_input_grad[:5]) else 1
         p = _constants(quantizer, train, drive.dtype)
         corr = _np(_corrections(quantizer.momentum, int(quantizer.steps), time, drive)) if train else p
         valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
         new = drive.new_empty
-        current, y_all, out = new(time, batch, hidden), new(time, batch, hidden), new(batch, time, hidden)
-        gated = kind != LIF
-        f_all, c_all = new(keep if gated else 1, batch, hidden), new(keep if gated else 1, batch, hidden)
-        st = torch.empty(keep, batch, hidden, dtype=torch.bool)
+        take = workspace.take  # reused across steps, once the tensors made from them are gone
+        current, y_all = (
+            take("current", (time, batch, hidden), dtype),
+            take("y_all", (time, batch, hidden), dtype),
+        )
+        out = take("out", (batch, time, hidden), dtype)
+        gated = (keep if kind != LIF else 1, batch, hidden)
+        f_all, c_all = take("f_all", gated, dtype), take("c_all", gated, dtype)
+        st = take("st", (keep, batch, hidden), torch.bool)
         v, y, forget = v0.clone(), y0.clone(), new(batch, hidden)
         frames = drive.unbind(1)
         if kind == V2:
-            u = pack(weight, batch)
+            u = pack(weight, batch, uses=time)
             gates, levels = new(batch, 1, 2 * hidden), new(batch, hidden)
-            gates_f = gates[:, 0, :hidden]
+            gates_now, gates_f = gates[:, 0], gates[:, 0, :hidden]
+            torch.div(y, quantizer.scale, out=levels)  # U's input at frame 0; the kernel writes the next ones
         else:
-            gates = drive
+            gates, levels = drive, new(0, 0)
         leak = _np(weight) if kind == LIF else p[:0]
         updates = np.zeros(1, dtype=np.int64)  # frames with a valid row: those update the scale
         scales = drive.new_empty(time + 1)  # scales[n]: the scale Y[n-1] fired with (U sees Y[n-1]/M)
@@ -200,18 +221,17 @@ class _FusedRecurrence(torch.autograd.Function):
         state = tuple(_np(t) for t in (current, v, y, y_all, out, f_all, c_all, st))
         for n in range(time):
             if kind == V2:
-                rec = matmul_nt(torch.div(y, scales[n], out=levels), u)
-                torch.add(frames[n], rec, out=gates[:, 0])
+                torch.add(frames[n], matmul_nt(levels, u), out=gates_now)
                 torch.sigmoid(gates_f, out=forget)
             elif kind == V1:
                 torch.sigmoid(frames[n][:, :hidden], out=forget)
             _forward_frame(
                 n, kind, train, quantizer.bits, *head, 0 if kind == V2 else n, *tail, *state,
-                n if keep > 1 else 0,
+                n if keep > 1 else 0, _np(levels),
             )  # fmt: skip
         if train:
             quantizer.steps.add_(int(updates[0]))
-        ctx.kind, ctx.p, ctx.scales = kind, p, scales
+        ctx.kind, ctx.p, ctx.scales, ctx.workspace = kind, p, scales, workspace
         ctx.save_for_backward(weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st)
         return out, current[-1].clone(), v, y
 
@@ -223,26 +243,31 @@ class _FusedRecurrence(torch.autograd.Function):
         valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
         gi, gv, gy = gi_last.clone(), gv_last.clone(), gy_last.clone()
         rec = torch.zeros_like(gi)
-        gdrive = current.new_empty(time, batch, hidden if kind == LIF else 2 * hidden)
+        width = hidden if kind == LIF else 2 * hidden
+        gdrive, gframe = (
+            ctx.workspace.take("gdrive", (batch, time, width), current.dtype),
+            rec.new_empty(batch, width),
+        )
         gleak = torch.zeros(hidden, dtype=current.dtype) if kind == LIF else rec[0, :0]
         leak = weight if kind == LIF else rec[0, :0]
-        frames = gdrive.unbind(0)
-        ut = pack(weight.t().contiguous(), batch) if kind == V2 else None
+        ut = pack(weight.t().contiguous(), batch, uses=time) if kind == V2 else None
         args = [_np(t) for t in (gout.contiguous(), rec, gi, gv, gy, leak, gleak, mask)]
-        args += [valid_np] + [_np(t) for t in (i0, current, f_all, c_all, st, gdrive)]
+        args += [valid_np] + [_np(t) for t in (i0, current, f_all, c_all, st, gdrive, gframe)]
         for n in reversed(range(time)):
             _backward_frame(n, kind, ctx.p, *args)
             if kind == V2:
-                torch.div(matmul_nt(frames[n], ut), scales[n], out=rec)
+                torch.div(matmul_nt(gframe, ut), scales[n], out=rec)
         gweight = None
         if kind == LIF:
             gweight = gleak
         elif kind == V2:
             gy += rec
             if ctx.needs_input_grad[1]:  # dU = sum over (b, n) of gdrive[b, n]^T (Y[b, n-1] / M[n]): one GEMM
-                levels = torch.cat([y0.unsqueeze(0), y_all[:-1]]).div_(scales[:time].view(-1, 1, 1))
+                levels = ctx.workspace.take("levels", (batch, time, hidden), current.dtype)
+                torch.cat([y0.unsqueeze(1), y_all[:-1].transpose(0, 1)], 1, out=levels)
+                levels.div_(scales[:time].view(1, -1, 1))
                 gweight = gdrive.view(-1, 2 * hidden).t() @ levels.view(-1, hidden)
-        return gdrive.transpose(0, 1), gweight, gi, gv, gy, None, None, None, None, None
+        return gdrive, gweight, gi, gv, gy, None, None, None, None, None, None
 
 
 def supports(layer: SpikingNeuron, x: torch.Tensor) -> bool:
@@ -316,5 +341,6 @@ def fused_forward(
         layer.training,
         mask,
         None if valid is None else valid.contiguous(),
+        _WORKSPACES.setdefault(layer, Workspace()),
     )
     return out, NeuronState(*final)

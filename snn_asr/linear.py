@@ -49,21 +49,26 @@ def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def pack(weight: torch.Tensor, rows: int) -> torch.Tensor:
-    """``weight`` (out, in) reordered once into oneDNN's layout, for :func:`matmul_nt` with ``rows`` rows.
+PACK_MIN_USES = 16
+"""Fewest products for which :func:`pack` reorders: one reorder costs about as much as 16
+products save (0.66 ms against 40 us each at the paper's size, ``benchmarks/gemm_backends.py``)."""
+
+
+def pack(weight: torch.Tensor, rows: int, uses: int) -> torch.Tensor:
+    """``weight`` (out, in) reordered once into oneDNN's layout for ``uses`` calls of :func:`matmul_nt`.
 
     A plain weight is reordered inside every call; a recurrence calls :func:`matmul_nt`
-    once per frame with the same weight, and packing it once makes each call 1.25-1.35x
-    faster at the paper's size, with bit-identical results. Where oneDNN does not apply,
-    returns ``weight`` itself.
+    once per frame with the same weight and ``rows`` rows, and packing it once makes each
+    call 1.25-1.35x faster at the paper's size, with bit-identical results. Returns
+    ``weight`` itself where oneDNN does not apply or for fewer than :data:`PACK_MIN_USES` uses.
 
     Example
     -------
     >>> x, w = torch.randn(2, 3), torch.randn(4, 3)
-    >>> torch.equal(matmul_nt(x, pack(w, 2)), matmul_nt(x, w))
+    >>> torch.equal(matmul_nt(x, pack(w, 2, uses=100)), matmul_nt(x, w))
     True
     """
-    if uses_onednn(weight, weight):
+    if uses >= PACK_MIN_USES and uses_onednn(weight, weight):
         return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
     return weight.detach()
 

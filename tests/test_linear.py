@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snn_asr.linear import linear, matmul_nt, pack, uses_onednn
+from snn_asr.linear import PACK_MIN_USES, linear, matmul_nt, pack, uses_onednn
 
 needs_onednn = pytest.mark.skipif(
     not uses_onednn(torch.zeros(1, 1), torch.zeros(1, 1)), reason="this torch build has no oneDNN linear"
@@ -46,7 +46,10 @@ def test_packed_weight_gives_bit_identical_products(rows, inputs, outputs):
     torch.manual_seed(2)
     x, w = torch.randn(rows, inputs), torch.randn(outputs, inputs)
     plain = matmul_nt(x, w)
-    assert torch.equal(matmul_nt(x, pack(w, rows)), plain)
+    packed = pack(w, rows, uses=PACK_MIN_USES)
+    assert packed.is_mkldnn
+    assert torch.equal(matmul_nt(x, packed), plain)
+    assert not pack(w, rows, uses=PACK_MIN_USES - 1).is_mkldnn  # too few uses to pay for the reorder
     assert torch.equal(linear(x, w), plain)
     torch.testing.assert_close(plain, x @ w.t(), rtol=1e-4, atol=1e-4)
 
@@ -56,7 +59,7 @@ def test_other_dtypes_and_empty_inputs_fall_back_to_torch():
     x, w = torch.randn(4, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
     assert not uses_onednn(x, w)
     assert torch.equal(linear(x, w), F.linear(x, w))
-    assert torch.equal(matmul_nt(x, pack(w, 4)), x @ w.t())
+    assert torch.equal(matmul_nt(x, pack(w, 4, uses=100)), x @ w.t())
     empty = torch.zeros(0, 3)
     assert linear(empty, w.float()).shape == (0, 2)
 

@@ -1,0 +1,75 @@
+"""Buffers for the fused recurrence that are reused from one training step to the next.
+
+Why by hand: PyTorch has no caching allocator on CPU, and glibc hands blocks this
+large back to the kernel on ``free``. The recurrence writes its (time, batch, hidden)
+buffers frame by frame, so every step first-touches fresh pages inside its kernels:
+at the paper's size that is tens of thousands of page faults per step, each a trap
+and a zeroed 4 KiB page. :class:`Workspace` keeps the buffers a layer saves for its
+backward pass and hands them out again once nothing holds them any more (the graph
+that saved them has been freed). New buffers are marked for transparent huge pages,
+which Linux then maps 2 MiB at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import sys
+
+import torch
+
+_MADV_HUGEPAGE, _HUGE_PAGE = 14, 2 << 20
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)
+HEADROOM = 1.25
+"""New buffers are this much larger than asked, so the next, slightly longer batch fits."""
+
+
+def empty_huge(*shape: int, dtype: torch.dtype) -> torch.Tensor:
+    """``torch.empty(shape)`` on CPU whose whole 2 MiB pages are marked ``MADV_HUGEPAGE`` (Linux only).
+
+    Example
+    -------
+    >>> empty_huge(3, 4, dtype=torch.float32).shape
+    torch.Size([3, 4])
+    """
+    out = torch.empty(*shape, dtype=dtype)
+    if _LIBC is not None and out.nbytes >= 2 * _HUGE_PAGE:
+        start = -(-out.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
+        end = (out.data_ptr() + out.nbytes) // _HUGE_PAGE * _HUGE_PAGE
+        _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_HUGEPAGE)
+    return out
+
+
+class Workspace:
+    """Named CPU buffers, each handed out again once no tensor made from it is alive.
+
+    Example
+    -------
+    >>> ws = Workspace()
+    >>> a = ws.take("current", (2, 3), torch.float32)
+    >>> ptr = a.data_ptr()
+    >>> del a
+    >>> b = ws.take("current", (3, 2), torch.float32)  # the same memory again
+    >>> b.data_ptr() == ptr
+    True
+    >>> ws.take("current", (3, 2), torch.float32).data_ptr() == ptr  # not while ``b`` is alive
+    False
+    """
+
+    def __init__(self) -> None:
+        self._bases: dict[str, torch.Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """A tensor of ``shape``, contents undefined: a view of buffer ``name`` if it is free and fits."""
+        numel = math.prod(shape)
+        base = self._bases.get(name)
+        if base is None or base.dtype != dtype or base.numel() < numel or not self._free(base):
+            base = empty_huge(math.ceil(numel * HEADROOM), dtype=dtype)
+            self._bases[name] = base
+        return base[:numel].view(shape)
+
+    @staticmethod
+    def _free(base: torch.Tensor) -> bool:
+        """No view of ``base`` is alive: its storage is held by ``base`` alone (and the probe's handle)."""
+        return _USE_COUNT is not None and _USE_COUNT(base.untyped_storage()._cdata) == 2
