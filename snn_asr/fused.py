@@ -53,14 +53,15 @@ def _quantize(v, scale, bits, p, out):
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _forward_frame(
     n, kind, train, bits, p, corr, ema, updates, scales, forget, gates, gn, leak, mask, valid, i0,
-    current, v, y, y_all, out, f_all, c_all, st, ns, levels,
+    current, v, y, out, f_all, c_all, st, ns, levels, levels_all, ls,
 ):  # fmt: skip
-    """Frame ``n`` of the batch: writes ``current[n]``, ``y_all[n]``, ``out[:, n]``, updates ``v``, ``y``.
+    """Frame ``n`` of the batch: writes ``current[n]`` and ``out[:, n]``, updates ``v``, ``y``.
 
     ``gates[:, gn]`` holds this frame's drive (lif) or gate pre-activations (v1, v2)
     and ``forget`` the forget gate. What the backward pass needs goes to
     ``f_all``, ``c_all`` and ``st`` at frame ``ns``; the scale the frame fired with
-    goes to ``scales[n + 1]``, and (v2) the next frame's ``Y / M`` to ``levels``.
+    goes to ``scales[n + 1]``, and (v2) the next frame's ``Y / M`` to ``levels`` and
+    ``levels_all[:, ls]``.
     """
     batch, hidden = v.shape
     zero, one = p[_ZERO], p[_ONE]
@@ -108,11 +109,11 @@ def _forward_frame(
             current[n, b] = i0[b] if n == 0 else current[n - 1, b]
             for h in range(hidden):
                 o[h] = yb[h] * zero
-        y_all[n, b] = yb
     if kind == V2:
         for b in range(batch):
             for h in range(hidden):
                 levels[b, h] = y[b, h] / scales[n + 1]
+            levels_all[b, ls] = levels[b]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -205,11 +206,10 @@ class _FusedRecurrence(torch.autograd.Function):
         valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
         new = drive.new_empty
         take = workspace.take  # reused across steps, once the tensors made from them are gone
-        current, y_all = (
-            take("current", (time, batch, hidden), dtype),
-            take("y_all", (time, batch, hidden), dtype),
-        )
+        current = take("current", (time, batch, hidden), dtype)
         out = take("out", (batch, time, hidden), dtype)
+        # v2: U's inputs Y[n-1]/M[n] for n = 0..time, which dU needs
+        levels_all = take("levels", (batch, time + 1 if keep > 1 and kind == V2 else 1, hidden), dtype)
         gated = (keep if kind != LIF else 1, batch, hidden)
         f_all, c_all = take("f_all", gated, dtype), take("c_all", gated, dtype)
         st = take("st", (keep, batch, hidden), torch.bool)
@@ -220,6 +220,7 @@ class _FusedRecurrence(torch.autograd.Function):
             gates, levels = new(batch, 1, 2 * hidden), new(batch, hidden)
             gates_now, gates_f = gates[:, 0], gates[:, 0, :hidden]
             torch.div(y, quantizer.scale, out=levels)  # U's input at frame 0; the kernel writes the next ones
+            levels_all[:, 0] = levels
         else:
             gates, levels = drive, new(0, 0)
         leak = _np(weight) if kind == LIF else p[:0]
@@ -228,7 +229,8 @@ class _FusedRecurrence(torch.autograd.Function):
         scales[0] = quantizer.scale
         head = (p, corr, _np(quantizer.ema.view(1)), updates, _np(scales), _np(forget), _np(gates))
         tail = (leak, _np(mask), valid_np, _np(i0))
-        state = tuple(_np(t) for t in (current, v, y, y_all, out, f_all, c_all, st))
+        state = tuple(_np(t) for t in (current, v, y, out, f_all, c_all, st))
+        levels_np = (_np(levels), _np(levels_all))
         for n in range(time):
             if kind == V2:
                 torch.add(frames[n], matmul_nt(levels, u), out=gates_now)
@@ -237,17 +239,17 @@ class _FusedRecurrence(torch.autograd.Function):
                 torch.sigmoid(frames[n][:, :hidden], out=forget)
             _forward_frame(
                 n, kind, train, quantizer.bits, *head, 0 if kind == V2 else n, *tail, *state,
-                n if keep > 1 else 0, _np(levels),
+                n if keep > 1 else 0, *levels_np, n + 1 if keep > 1 else 0,
             )  # fmt: skip
         if train:
             quantizer.steps.add_(int(updates[0]))
         ctx.kind, ctx.p, ctx.scales, ctx.workspace = kind, p, scales, workspace
-        ctx.save_for_backward(weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st)
+        ctx.save_for_backward(weight, i0, mask, valid, current, levels_all, f_all, c_all, st)
         return out, current[-1].clone(), v, y
 
     @staticmethod
     def backward(ctx, gout, gi_last, gv_last, gy_last):
-        weight, i0, y0, mask, valid, current, y_all, f_all, c_all, st = ctx.saved_tensors
+        weight, i0, mask, valid, current, levels_all, f_all, c_all, st = ctx.saved_tensors
         kind, scales = ctx.kind, ctx.scales
         time, batch, hidden = current.shape
         valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
@@ -272,11 +274,10 @@ class _FusedRecurrence(torch.autograd.Function):
             gweight = gleak
         elif kind == V2:
             gy += rec
-            if ctx.needs_input_grad[1]:  # dU = sum over (b, n) of gdrive[b, n]^T (Y[b, n-1] / M[n]): one GEMM
-                levels = ctx.workspace.take("levels", (batch, time, hidden), current.dtype)
-                torch.cat([y0.unsqueeze(1), y_all[:-1].transpose(0, 1)], 1, out=levels)
-                levels.div_(scales[:time].view(1, -1, 1))
-                gweight = gdrive.view(-1, 2 * hidden).t() @ levels.view(-1, hidden)
+            if ctx.needs_input_grad[1]:  # dU = sum over (b, n) of gdrive[b, n]^T (Y[b, n-1] / M[n])
+                gweight = gdrive[0].t() @ levels_all[0, :time]
+                for b in range(1, batch):
+                    gweight.addmm_(gdrive[b].t(), levels_all[b, :time])
         return gdrive, gweight, gi, gv, gy, None, None, None, None, None, None
 
 
