@@ -27,7 +27,7 @@ import torch
 from .linear import matmul_nt, pack
 from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
 from .quantizer import EPS_MARGIN, SpikeQuantizer
-from .workspace import Workspace
+from .workspace import Workspace, empty_huge
 
 LIF, V1, V2 = 0, 1, 2
 KINDS = {LIFNeuron: LIF, GatedLIFNeuron: V1, RecurrentGatedLIFNeuron: V2}
@@ -207,7 +207,9 @@ class _FusedRecurrence(torch.autograd.Function):
         new = drive.new_empty
         take = workspace.take  # reused across steps, once the tensors made from them are gone
         current = take("current", (time, batch, hidden), dtype)
-        out = take("out", (batch, time, hidden), dtype)
+        out = empty_huge(
+            batch, time, hidden, dtype=dtype
+        )  # the caller's: not pooled (torch.save would save the pool)
         # v2: U's inputs Y[n-1]/M[n] for n = 0..time, which dU needs
         levels_all = take("levels", (batch, time + 1 if keep > 1 and kind == V2 else 1, hidden), dtype)
         gated = (keep if kind != LIF else 1, batch, hidden)

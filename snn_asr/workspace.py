@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
+import threading
 
 import torch
 
@@ -59,15 +60,17 @@ class Workspace:
 
     def __init__(self) -> None:
         self._bases: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()  # checking a buffer free and handing it out is one step
 
     def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """A tensor of ``shape``, contents undefined: a view of buffer ``name`` if it is free and fits."""
         numel = math.prod(shape)
-        base = self._bases.get(name)
-        if base is None or base.dtype != dtype or base.numel() < numel or not self._free(base):
-            base = empty_huge(math.ceil(numel * HEADROOM), dtype=dtype)
-            self._bases[name] = base
-        return base[:numel].view(shape)
+        with self._lock:
+            base = self._bases.get(name)
+            if base is None or base.dtype != dtype or base.numel() < numel or not self._free(base):
+                base = empty_huge(math.ceil(numel * HEADROOM), dtype=dtype)
+                self._bases[name] = base
+            return base[:numel].view(shape)
 
     @staticmethod
     def _free(base: torch.Tensor) -> bool:
