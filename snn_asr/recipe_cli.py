@@ -19,6 +19,7 @@ the fix, never a traceback:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import difflib
 import io
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import ruamel.yaml
 import speechbrain as sb
+import torch
 from hyperpyyaml import load_hyperpyyaml
 
 
@@ -226,6 +228,10 @@ def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str
     """:func:`load_recipe`, then DDP set-up and the experiment folder; returns ``(hparams, run_opts)``."""
     hparams, hparams_file, run_opts, overrides = load_recipe(argv, recipe_dir, required)
     sb.utils.distributed.ddp_init_group(run_opts)
+    if torch.distributed.is_initialized():
+        # Torn down at interpreter exit instead, gloo's threads sometimes outlived it and the
+        # process aborted ("terminate called without an active exception") after finishing.
+        atexit.register(torch.distributed.destroy_process_group)
     sb.create_experiment_directory(
         hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
