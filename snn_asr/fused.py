@@ -5,10 +5,12 @@ some thirty small tensor ops per frame, each recorded by autograd. Here one
 :class:`torch.autograd.Function` runs a layer over the whole sequence: per frame, one
 ``numba`` kernel computes the synaptic current, the membrane, the running-scale update
 (training), the spike function and the padding merge in one pass over
-(batch, hidden); ``v2`` adds the matmul ``U (Y[n-1]/M)``; sigmoids stay torch ops, so
-they round as in the reference. The backward pass runs the recurrence in reverse,
-one kernel (and for ``v2`` one matmul) per frame, then gets ``dU`` from one matmul
-per sequence.
+(batch, hidden); ``v2`` adds the matmul ``U (Y[n-1]/M)`` (oneDNN, ``U`` packed once
+per sequence: :mod:`snn_asr.linear`); sigmoids stay torch ops, so they round as in the
+reference. The backward pass runs the recurrence in reverse, one kernel (and for ``v2``
+one matmul) per frame, then gets ``dU`` from one matmul per sequence. What a layer saves
+for its backward pass lives in (time, batch, hidden) buffers that are reused from one
+training step to the next (:mod:`snn_asr.workspace`).
 
 The forward pass repeats the reference's float operations in the reference's order,
 so spikes, states and running scales are bit-identical to it; gradients agree to
@@ -207,9 +209,10 @@ class _FusedRecurrence(torch.autograd.Function):
         new = drive.new_empty
         take = workspace.take  # reused across steps, once the tensors made from them are gone
         current = take("current", (time, batch, hidden), dtype)
-        out = empty_huge(
-            batch, time, hidden, dtype=dtype
-        )  # the caller's: not pooled (torch.save would save the pool)
+        # Returned: pooled only in training, where the spikes feed the graph and go with it (a view
+        # of a pool buffer would surprise elsewhere: ``torch.save`` of it stores the whole buffer).
+        shape = (batch, time, hidden)
+        out = take("out", shape, dtype) if keep > 1 else empty_huge(*shape, dtype=dtype)
         # v2: U's inputs Y[n-1]/M[n] for n = 0..time, which dU needs
         levels_all = take("levels", (batch, time + 1 if keep > 1 and kind == V2 else 1, hidden), dtype)
         gated = (keep if kind != LIF else 1, batch, hidden)

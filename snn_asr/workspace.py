@@ -24,6 +24,9 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 _USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)
 HEADROOM = 1.25
 """New buffers are this much larger than asked, so the next, slightly longer batch fits."""
+POOL_MIN_BYTES = 1 << 20
+"""Smaller buffers come from ``torch.empty``: they are served without page faults anyway, and
+at one frame per call (streaming) the pool's bookkeeping would cost more than it saves."""
 
 
 def empty_huge(*shape: int, dtype: torch.dtype) -> torch.Tensor:
@@ -48,13 +51,13 @@ class Workspace:
     Example
     -------
     >>> ws = Workspace()
-    >>> a = ws.take("current", (2, 3), torch.float32)
+    >>> a = ws.take("current", (500, 16, 550), torch.float32)
     >>> ptr = a.data_ptr()
     >>> del a
-    >>> b = ws.take("current", (3, 2), torch.float32)  # the same memory again
+    >>> b = ws.take("current", (400, 16, 550), torch.float32)  # the same memory again
     >>> b.data_ptr() == ptr
     True
-    >>> ws.take("current", (3, 2), torch.float32).data_ptr() == ptr  # not while ``b`` is alive
+    >>> ws.take("current", (400, 16, 550), torch.float32).data_ptr() == ptr  # not while ``b`` is alive
     False
     """
 
@@ -65,6 +68,8 @@ class Workspace:
     def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """A tensor of ``shape``, contents undefined: a view of buffer ``name`` if it is free and fits."""
         numel = math.prod(shape)
+        if numel * dtype.itemsize < POOL_MIN_BYTES:
+            return torch.empty(shape, dtype=dtype)
         with self._lock:
             base = self._bases.get(name)
             if base is None or base.dtype != dtype or base.numel() < numel or not self._free(base):

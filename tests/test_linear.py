@@ -4,10 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snn_asr.linear import PACK_MIN_USES, linear, matmul_nt, pack, uses_onednn
+from snn_asr import linear as linear_module
+from snn_asr.linear import ONEDNN_MIN_MACS, PACK_MIN_USES, linear, matmul_nt, pack, uses_onednn
 
 needs_onednn = pytest.mark.skipif(
-    not uses_onednn(torch.zeros(1, 1), torch.zeros(1, 1)), reason="this torch build has no oneDNN linear"
+    linear_module._ONEDNN is None, reason="this torch build has no oneDNN linear"
 )
 
 
@@ -15,10 +16,11 @@ needs_onednn = pytest.mark.skipif(
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_matches_torch_with_gradients(bias):
     torch.manual_seed(0)
-    x = torch.randn(3, 7, 13, requires_grad=True)
-    w = torch.randn(11, 13, requires_grad=True)
-    b = torch.randn(11, requires_grad=True) if bias else None
-    weights = torch.randn(3, 7, 11)
+    x = torch.randn(3, 70, 64, requires_grad=True)  # 210 x 64 x 110 multiply-adds: oneDNN
+    w = torch.randn(110, 64, requires_grad=True)
+    b = torch.randn(110, requires_grad=True) if bias else None
+    weights = torch.randn(3, 70, 110)
+    assert uses_onednn(x, w)
     inputs = [x, w] + ([b] if bias else [])
     ours = linear(x, w, b)
     theirs = F.linear(x, w, b)
@@ -34,13 +36,35 @@ def test_linear_matches_torch_with_gradients(bias):
 @needs_onednn
 def test_gradient_only_to_the_weight():
     torch.manual_seed(1)
-    x, w = torch.randn(5, 4), torch.randn(3, 4, requires_grad=True)
+    x, w = torch.randn(128, 128), torch.randn(128, 128, requires_grad=True)
     (gw,) = torch.autograd.grad(linear(x, w).sum(), [w])
-    torch.testing.assert_close(gw, x.sum(0).expand(3, 4), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw, x.sum(0).expand(128, 128), rtol=1e-4, atol=1e-4)
 
 
 @needs_onednn
-@pytest.mark.parametrize("rows, inputs, outputs", [(16, 550, 1100), (16, 1100, 550), (3, 8, 16), (1, 5, 2)])
+def test_without_a_graph_the_same_numbers():
+    """No gradient needed: the oneDNN call without the autograd Function, bit for bit the same."""
+    torch.manual_seed(5)
+    x, w, b = torch.randn(4, 60, 64), torch.randn(110, 64, requires_grad=True), torch.randn(110)
+    with_graph = linear(x, w, b)
+    with torch.no_grad():
+        without = linear(x, w, b)
+    assert with_graph.grad_fn is not None and without.grad_fn is None
+    assert torch.equal(with_graph, without)
+
+
+def test_small_products_stay_on_torch():
+    x, w = torch.randn(1, 40), torch.randn(1100, 40)
+    assert x.shape[0] * w.numel() < ONEDNN_MIN_MACS
+    assert not uses_onednn(x, w)
+    assert torch.equal(linear(x, w), F.linear(x, w))
+    assert not pack(w, 1, uses=1000).is_mkldnn
+
+
+@needs_onednn
+@pytest.mark.parametrize(
+    "rows, inputs, outputs", [(16, 550, 1100), (16, 1100, 550), (8, 256, 512), (1, 1024, 1100)]
+)
 def test_packed_weight_gives_bit_identical_products(rows, inputs, outputs):
     """The recurrence packs ``U`` once, the reference passes it plain each frame: they must agree bitwise."""
     torch.manual_seed(2)
@@ -67,5 +91,6 @@ def test_other_dtypes_and_empty_inputs_fall_back_to_torch():
 @needs_onednn
 def test_non_contiguous_input():
     torch.manual_seed(4)
-    x, w = torch.randn(9, 6).t(), torch.randn(5, 9)
+    x, w = torch.randn(128, 200).t(), torch.randn(64, 128)
+    assert uses_onednn(x, w)
     torch.testing.assert_close(linear(x, w), x @ w.t(), rtol=1e-5, atol=1e-5)
