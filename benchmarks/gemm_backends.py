@@ -31,7 +31,7 @@ def main() -> None:
         f"float32 GEMMs of a v2 layer, {args.hidden} -> 2 x {args.hidden}, "
         f"batch {args.batch} x {args.frames}",
     )
-    if not uses_onednn(torch.zeros(1, 1), torch.zeros(1, 1)):
+    if not uses_onednn(torch.zeros(args.batch, args.hidden), torch.zeros(2 * args.hidden, args.hidden)):
         raise SystemExit("error: this torch build has no oneDNN linear; snn_asr.linear uses torch.mm here")
 
     hidden, rows, seq_rows = args.hidden, args.batch, args.batch * args.frames
