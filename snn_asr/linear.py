@@ -11,8 +11,9 @@ TorchInductor emits. Weight gradients stay on ``torch.mm``: for the transposed
 ``(out, batch*time) x (batch*time, in)`` product MKL is the faster (oneDNN would need
 both operands transposed in memory first).
 
-The reference loop (:mod:`snn_asr.neurons`) and the fused recurrence
-(:mod:`snn_asr.fused`) both call :func:`matmul_nt` for ``U Y``, so they stay bit-identical.
+For ``U Y`` the reference loop (:mod:`snn_asr.neurons`) calls :func:`linear` and the fused
+recurrence (:mod:`snn_asr.fused`) :func:`matmul_nt`; both end in the same oneDNN call for
+the same shapes, so they stay bit-identical.
 """
 
 from __future__ import annotations
