@@ -31,6 +31,7 @@ def _onednn_linear():
 
 
 _ONEDNN = _onednn_linear()
+_REORDER = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _ONEDNN else None
 
 
 ONEDNN_MIN_MACS = 1 << 20
@@ -85,8 +86,12 @@ def pack(weight: torch.Tensor, rows: int, uses: int) -> torch.Tensor:
     >>> torch.equal(matmul_nt(x, pack(w, 16, uses=100)), matmul_nt(x, w))
     True
     """
-    if uses >= PACK_MIN_USES and _onednn_applies(rows, weight, weight.dtype, weight.device):
-        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+    if (
+        _REORDER is not None
+        and uses >= PACK_MIN_USES
+        and _onednn_applies(rows, weight, weight.dtype, weight.device)
+    ):
+        return _REORDER(weight.detach(), rows)
     return weight.detach()
 
 
