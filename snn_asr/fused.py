@@ -195,6 +195,14 @@ _WORKSPACES: weakref.WeakKeyDictionary[SpikingNeuron, Workspace] = weakref.WeakK
 """Each layer's reusable buffers (:mod:`snn_asr.workspace`)."""
 
 
+def _workspace(layer: SpikingNeuron) -> Workspace:
+    """``layer``'s workspace, made on first use (``setdefault`` would build one on every call)."""
+    workspace = _WORKSPACES.get(layer)
+    if workspace is None:
+        workspace = _WORKSPACES[layer] = Workspace()
+    return workspace
+
+
 class _FusedRecurrence(torch.autograd.Function):
     """``(drive, weight, I0, V0, Y0) -> (spikes, I, V, Y)`` of a layer; ``weight``: tau, U or None."""
 
@@ -261,10 +269,8 @@ class _FusedRecurrence(torch.autograd.Function):
         gi, gv, gy = gi_last.clone(), gv_last.clone(), gy_last.clone()
         rec = torch.zeros_like(gi)
         width = hidden if kind == LIF else 2 * hidden
-        gdrive, gframe = (
-            ctx.workspace.take("gdrive", (batch, time, width), current.dtype),
-            rec.new_empty(batch, width),
-        )
+        gdrive = ctx.workspace.take("gdrive", (batch, time, width), current.dtype)  # returned: dL/d drive
+        gframe = rec.new_empty(batch, width)  # the frame's dL/d gates, contiguous for the matmul
         gleak = torch.zeros(hidden, dtype=current.dtype) if kind == LIF else rec[0, :0]
         leak = weight if kind == LIF else rec[0, :0]
         ut = pack(weight.t().contiguous(), batch, uses=time) if kind == V2 else None
@@ -357,6 +363,6 @@ def fused_forward(
         layer.training,
         mask,
         None if valid is None else valid.contiguous(),
-        _WORKSPACES.setdefault(layer, Workspace()),
+        _workspace(layer),
     )
     return out, NeuronState(*final)

@@ -4,10 +4,10 @@ Why by hand: PyTorch has no caching allocator on CPU, and glibc hands blocks thi
 large back to the kernel on ``free``. The recurrence writes its (time, batch, hidden)
 buffers frame by frame, so every step first-touches fresh pages inside its kernels:
 at the paper's size that is tens of thousands of page faults per step, each a trap
-and a zeroed 4 KiB page. :class:`Workspace` keeps the buffers a layer saves for its
-backward pass and hands them out again once nothing holds them any more (the graph
-that saved them has been freed). New buffers are marked for transparent huge pages,
-which Linux then maps 2 MiB at a time.
+and a zeroed 4 KiB page. :class:`Workspace` keeps a layer's large buffers (what it saves
+for its backward pass; in training also its spikes and ``dL/d drive``, which go into the
+graph and are freed with it) and hands them out again once nothing holds them any more.
+New buffers are marked for transparent huge pages, which Linux then maps 2 MiB at a time.
 """
 
 from __future__ import annotations
