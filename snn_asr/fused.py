@@ -20,8 +20,6 @@ quantizer's: identity where ``|V| <= M``, zero elsewhere.
 
 from __future__ import annotations
 
-import weakref
-
 import numba
 import numpy as np
 import torch
@@ -29,7 +27,7 @@ import torch
 from .linear import matmul_nt, pack
 from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
 from .quantizer import EPS_MARGIN, SpikeQuantizer
-from .workspace import Workspace, empty_huge
+from .workspace import empty_huge, workspace_of
 
 LIF, V1, V2 = 0, 1, 2
 KINDS = {LIFNeuron: LIF, GatedLIFNeuron: V1, RecurrentGatedLIFNeuron: V2}
@@ -191,18 +189,6 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-_WORKSPACES: weakref.WeakKeyDictionary[SpikingNeuron, Workspace] = weakref.WeakKeyDictionary()
-"""Each layer's reusable buffers (:mod:`snn_asr.workspace`)."""
-
-
-def _workspace(layer: SpikingNeuron) -> Workspace:
-    """``layer``'s workspace, made on first use (``setdefault`` would build one on every call)."""
-    workspace = _WORKSPACES.get(layer)
-    if workspace is None:
-        workspace = _WORKSPACES[layer] = Workspace()
-    return workspace
-
-
 class _FusedRecurrence(torch.autograd.Function):
     """``(drive, weight, I0, V0, Y0) -> (spikes, I, V, Y)`` of a layer; ``weight``: tau, U or None."""
 
@@ -274,7 +260,9 @@ class _FusedRecurrence(torch.autograd.Function):
         gleak = torch.zeros(hidden, dtype=current.dtype) if kind == LIF else rec[0, :0]
         leak = weight if kind == LIF else rec[0, :0]
         ut = pack(weight.t().contiguous(), batch, uses=time) if kind == V2 else None
-        args = [_np(t) for t in (gout.contiguous(), rec, gi, gv, gy, leak, gleak, mask)]
+        if not gout.is_contiguous():  # e.g. the broadcast gradient of a sum
+            gout = ctx.workspace.take("gout", gout.shape, gout.dtype).copy_(gout)
+        args = [_np(t) for t in (gout, rec, gi, gv, gy, leak, gleak, mask)]
         args += [valid_np] + [_np(t) for t in (i0, current, f_all, c_all, st, gdrive, gframe)]
         for n in reversed(range(time)):
             _backward_frame(n, kind, ctx.p, *args)
@@ -363,6 +351,6 @@ def fused_forward(
         layer.training,
         mask,
         None if valid is None else valid.contiguous(),
-        _workspace(layer),
+        workspace_of(layer),
     )
     return out, NeuronState(*final)

@@ -41,6 +41,7 @@ from torch import nn
 from .linear import linear
 from .normalization import MaskedBatchNorm
 from .quantizer import SpikeQuantizer
+from .workspace import workspace_of
 
 
 class NeuronState(NamedTuple):
@@ -110,7 +111,7 @@ class SpikingNeuron(nn.Module):
 
     def drive(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """``BN(W X)`` for the whole sequence: (batch, time, in) -> (batch, time, gates*hidden)."""
-        return self.norm(linear(x, self.w.weight, self.w.bias), valid)
+        return self.norm(linear(x, self.w.weight, self.w.bias, workspace_of(self.w)), valid)
 
     def dropout_mask(self, batch: int, like: torch.Tensor) -> torch.Tensor | None:
         """Inverted-dropout mask ``m`` (batch, hidden), shared over time; ``None`` when off."""

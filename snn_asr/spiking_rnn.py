@@ -190,4 +190,5 @@ class SpikingRNN(nn.Module):
                 h, final = layer(h, None if state is None else NeuronState(*state.unbind(0)), valid)
                 finals.append(torch.stack(final))
             outputs.append(h if direction == 0 else reverse_valid(h, valid))
-        return torch.cat(outputs, dim=-1), torch.stack(finals)
+        output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)  # cat of one would copy
+        return output, torch.stack(finals)

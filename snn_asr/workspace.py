@@ -1,12 +1,13 @@
 """Buffers for the fused recurrence that are reused from one training step to the next.
 
 Why by hand: PyTorch has no caching allocator on CPU, and glibc hands blocks this
-large back to the kernel on ``free``. The recurrence writes its (time, batch, hidden)
-buffers frame by frame, so every step first-touches fresh pages inside its kernels:
-at the paper's size that is tens of thousands of page faults per step, each a trap
-and a zeroed 4 KiB page. :class:`Workspace` keeps a layer's large buffers (what it saves
-for its backward pass; in training also its spikes and ``dL/d drive``, which go into the
-graph and are freed with it) and hands them out again once nothing holds them any more.
+large back to the kernel on ``free``. A training step at the paper's size makes a dozen
+(batch, time, features) tensors of 17-35 MB, and every one first-touches fresh pages:
+tens of thousands of page faults per step, each a trap and a zeroed 4 KiB page (a fresh
+35 MB output costs about 9 ms more than a reused one). :class:`Workspace` keeps a
+module's large buffers and hands them out again once nothing holds them any more; the
+fused recurrence (:mod:`snn_asr.fused`) keeps what it saves for its backward pass, its
+spikes and ``dL/d drive`` there, batch norm (:mod:`snn_asr.normalization`) its output.
 New buffers are marked for transparent huge pages, which Linux then maps 2 MiB at a time.
 """
 
@@ -16,8 +17,10 @@ import ctypes
 import math
 import sys
 import threading
+import weakref
 
 import torch
+from torch import nn
 
 _MADV_HUGEPAGE, _HUGE_PAGE = 14, 2 << 20
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -65,11 +68,16 @@ class Workspace:
         self._bases: dict[str, torch.Tensor] = {}
         self._lock = threading.Lock()  # checking a buffer free and handing it out is one step
 
-    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """A tensor of ``shape``, contents undefined: a view of buffer ``name`` if it is free and fits."""
+    def take(
+        self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """A tensor of ``shape``, contents undefined: a view of buffer ``name`` if it is free and fits.
+
+        Off the CPU (whose devices have caching allocators of their own) always a new tensor.
+        """
         numel = math.prod(shape)
-        if numel * dtype.itemsize < POOL_MIN_BYTES:
-            return torch.empty(shape, dtype=dtype)
+        if numel * dtype.itemsize < POOL_MIN_BYTES or torch.device(device).type != "cpu":
+            return torch.empty(shape, dtype=dtype, device=device)
         with self._lock:
             base = self._bases.get(name)
             if base is None or base.dtype != dtype or base.numel() < numel or not self._free(base):
@@ -81,3 +89,24 @@ class Workspace:
     def _free(base: torch.Tensor) -> bool:
         """No view of ``base`` is alive: its storage is held by ``base`` alone (and the probe's handle)."""
         return _USE_COUNT is not None and _USE_COUNT(base.untyped_storage()._cdata) == 2
+
+
+_WORKSPACES: weakref.WeakKeyDictionary[nn.Module, Workspace] = weakref.WeakKeyDictionary()
+
+
+def workspace_of(module: nn.Module) -> Workspace:
+    """``module``'s workspace, made on first use and dropped with the module.
+
+    Kept beside the module rather than as an attribute of it, so that ``copy.deepcopy``
+    and pickling of models never meet its lock or its buffers.
+
+    Example
+    -------
+    >>> layer = nn.Linear(2, 2)
+    >>> workspace_of(layer) is workspace_of(layer)
+    True
+    """
+    workspace = _WORKSPACES.get(module)
+    if workspace is None:  # not ``setdefault``: that would build a Workspace on every call
+        workspace = _WORKSPACES[module] = Workspace()
+    return workspace

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from snn_asr import linear as linear_module
 from snn_asr.linear import ONEDNN_MIN_MACS, PACK_MIN_USES, linear, matmul_nt, pack, uses_onednn
+from snn_asr.workspace import Workspace
 
 needs_onednn = pytest.mark.skipif(
     linear_module._ONEDNN is None, reason="this torch build has no oneDNN linear"
@@ -94,3 +95,21 @@ def test_non_contiguous_input():
     x, w = torch.randn(128, 200).t(), torch.randn(64, 128)
     assert uses_onednn(x, w)
     torch.testing.assert_close(linear(x, w), x @ w.t(), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_output_in_row_blocks_changes_no_bit(monkeypatch):
+    """The output is written in blocks of rows (into a reused buffer): the same bits as one call."""
+    torch.manual_seed(6)
+    x, w, b = torch.randn(5, 61, 40), torch.randn(1100, 40), torch.randn(1100)
+    whole = linear_module._ONEDNN(x.reshape(-1, 40), w, b, "none", [], "").view(5, 61, 1100)
+    monkeypatch.setattr(linear_module, "CHUNK_BYTES", 7 * 1100 * 4)  # 7 rows a block, 305 rows
+    workspace = Workspace()
+    x.requires_grad_()
+    out = linear(x, w, b, workspace)
+    assert torch.equal(out, whole)
+    ptr = out.data_ptr()
+    (gx,) = torch.autograd.grad(out.sum(), [x])
+    torch.testing.assert_close(gx, w.sum(0).expand_as(x), rtol=1e-4, atol=1e-4)
+    del out, gx
+    assert linear(x, w, b, workspace).data_ptr() == ptr  # the next step reuses the buffer
