@@ -24,7 +24,8 @@ import numba
 import numpy as np
 import torch
 
-from .linear import matmul_nt, pack
+from .linear import matmul_nt, pack, uses_onednn
+from .native import compiled_loops
 from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
 from .quantizer import EPS_MARGIN, SpikeQuantizer
 from .workspace import empty_huge, workspace_of
@@ -197,9 +198,9 @@ class _FusedRecurrence(torch.autograd.Function):
         batch, time, _ = drive.shape
         hidden, dtype = i0.shape[1], drive.dtype
         keep = time if any(ctx.needs_input_grad[:5]) else 1
-        p = _constants(quantizer, train, drive.dtype)
-        corr = _np(_corrections(quantizer.momentum, int(quantizer.steps), time, drive)) if train else p
-        valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
+        p = torch.from_numpy(_constants(quantizer, train, drive.dtype))
+        corr = _corrections(quantizer.momentum, int(quantizer.steps), time, drive) if train else p
+        valid_all = drive.new_ones(batch, time, dtype=torch.bool) if valid is None else valid
         new = drive.new_empty
         take = workspace.take  # reused across steps, once the tensors made from them are gone
         current = take("current", (time, batch, hidden), dtype)
@@ -213,37 +214,28 @@ class _FusedRecurrence(torch.autograd.Function):
         f_all, c_all = take("f_all", gated, dtype), take("c_all", gated, dtype)
         st = take("st", (keep, batch, hidden), torch.bool)
         v, y, forget = v0.clone(), y0.clone(), new(batch, hidden)
-        frames = drive.unbind(1)
+        u, gates, levels = p[:0], drive, new(0, 0)
         if kind == V2:
             u = pack(weight, batch, uses=time)
             gates, levels = new(batch, 1, 2 * hidden), new(batch, hidden)
-            gates_now, gates_f = gates[:, 0], gates[:, 0, :hidden]
             torch.div(y, quantizer.scale, out=levels)  # U's input at frame 0; the kernel writes the next ones
             levels_all[:, 0] = levels
-        else:
-            gates, levels = drive, new(0, 0)
-        leak = _np(weight) if kind == LIF else p[:0]
-        updates = np.zeros(1, dtype=np.int64)  # frames with a valid row: those update the scale
+        leak = weight.detach() if kind == LIF else p[:0]
+        updates = torch.zeros(1, dtype=torch.int64)  # frames with a valid row: those update the scale
         scales = drive.new_empty(time + 1)  # scales[n]: the scale Y[n-1] fired with (U sees Y[n-1]/M)
         scales[0] = quantizer.scale
-        head = (p, corr, _np(quantizer.ema.view(1)), updates, _np(scales), _np(forget), _np(gates))
-        tail = (leak, _np(mask), valid_np, _np(i0))
-        state = tuple(_np(t) for t in (current, v, y, out, f_all, c_all, st))
-        levels_np = (_np(levels), _np(levels_all))
-        for n in range(time):
-            if kind == V2:
-                torch.add(frames[n], matmul_nt(levels, u), out=gates_now)
-                torch.sigmoid(gates_f, out=forget)
-            elif kind == V1:
-                torch.sigmoid(frames[n][:, :hidden], out=forget)
-            _forward_frame(
-                n, kind, train, quantizer.bits, *head, 0 if kind == V2 else n, *tail, *state,
-                n if keep > 1 else 0, *levels_np, n + 1 if keep > 1 else 0,
-            )  # fmt: skip
+        ema = quantizer.ema.view(1)
+        head = (kind, train, quantizer.bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels)
+        tail = (levels_all, leak, mask, valid_all, i0, current, v, y, out, f_all, c_all, st)
+        loops = compiled_loops()
+        if loops is not None:
+            loops.forward(*head[:10], kind == V2 and uses_onednn(levels, u), *head[10:], *tail, keep > 1)
+        else:
+            _numba_forward(*head, *tail, keep > 1)
         if train:
             quantizer.steps.add_(int(updates[0]))
         ctx.kind, ctx.p, ctx.scales, ctx.workspace = kind, p, scales, workspace
-        ctx.save_for_backward(weight, i0, mask, valid, current, levels_all, f_all, c_all, st)
+        ctx.save_for_backward(weight, i0, mask, valid_all, current, levels_all, f_all, c_all, st)
         return out, current[-1].clone(), v, y
 
     @staticmethod
@@ -251,23 +243,23 @@ class _FusedRecurrence(torch.autograd.Function):
         weight, i0, mask, valid, current, levels_all, f_all, c_all, st = ctx.saved_tensors
         kind, scales = ctx.kind, ctx.scales
         time, batch, hidden = current.shape
-        valid_np = np.ones((batch, time), dtype=bool) if valid is None else _np(valid)
         gi, gv, gy = gi_last.clone(), gv_last.clone(), gy_last.clone()
         rec = torch.zeros_like(gi)
         width = hidden if kind == LIF else 2 * hidden
         gdrive = ctx.workspace.take("gdrive", (batch, time, width), current.dtype)  # returned: dL/d drive
         gframe = rec.new_empty(batch, width)  # the frame's dL/d gates, contiguous for the matmul
         gleak = torch.zeros(hidden, dtype=current.dtype) if kind == LIF else rec[0, :0]
-        leak = weight if kind == LIF else rec[0, :0]
-        ut = pack(weight.t().contiguous(), batch, uses=time) if kind == V2 else None
+        leak = weight.detach() if kind == LIF else rec[0, :0]
+        ut = pack(weight.t().contiguous(), batch, uses=time) if kind == V2 else rec[0, :0]
         if not gout.is_contiguous():  # e.g. the broadcast gradient of a sum
             gout = ctx.workspace.take("gout", gout.shape, gout.dtype).copy_(gout)
-        args = [_np(t) for t in (gout, rec, gi, gv, gy, leak, gleak, mask)]
-        args += [valid_np] + [_np(t) for t in (i0, current, f_all, c_all, st, gdrive, gframe)]
-        for n in reversed(range(time)):
-            _backward_frame(n, kind, ctx.p, *args)
-            if kind == V2:
-                torch.div(matmul_nt(gframe, ut), scales[n], out=rec)
+        args = (kind, ctx.p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st)
+        args += (gdrive, gframe, ut)
+        loops = compiled_loops()
+        if loops is not None:
+            loops.backward(*args, kind == V2 and uses_onednn(gframe, ut), scales)
+        else:
+            _numba_backward(*args, scales)
         gweight = None
         if kind == LIF:
             gweight = gleak
@@ -278,6 +270,43 @@ class _FusedRecurrence(torch.autograd.Function):
                 for b in range(1, batch):
                     gweight.addmm_(gdrive[b].t(), levels_all[b, :time])
         return gdrive, gweight, gi, gv, gy, None, None, None, None, None, None
+
+
+def _numba_forward(
+    kind, train, bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels,
+    levels_all, leak, mask, valid, i0, current, v, y, out, f_all, c_all, st, keep_all,
+):  # fmt: skip
+    """The forward time loop where no compiler built :mod:`snn_asr.native`'s: torch ops and numba kernels."""
+    hidden, time = i0.shape[1], drive.shape[1]
+    frames = drive.unbind(1)
+    gates_now, gates_f = gates[:, 0], gates[:, 0, :hidden]
+    head = (_np(p), _np(corr), _np(ema), _np(updates), _np(scales), _np(forget), _np(gates))
+    tail = (_np(leak), _np(mask), _np(valid), _np(i0))
+    state = tuple(_np(t) for t in (current, v, y, out, f_all, c_all, st))
+    levels_np = (_np(levels), _np(levels_all))
+    for n in range(time):
+        if kind == V2:
+            torch.add(frames[n], matmul_nt(levels, u), out=gates_now)
+            torch.sigmoid(gates_f, out=forget)
+        elif kind == V1:
+            torch.sigmoid(frames[n][:, :hidden], out=forget)
+        _forward_frame(
+            n, kind, train, bits, *head, 0 if kind == V2 else n, *tail, *state,
+            n if keep_all else 0, *levels_np, n + 1 if keep_all else 0,
+        )  # fmt: skip
+
+
+def _numba_backward(
+    kind, p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st,
+    gdrive, gframe, ut, scales,
+):  # fmt: skip
+    """The backward time loop where no compiler built :mod:`snn_asr.native`'s."""
+    args = [_np(t) for t in (gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st)]
+    args += [_np(gdrive), _np(gframe)]
+    for n in reversed(range(current.shape[0])):
+        _backward_frame(n, kind, _np(p), *args)
+        if kind == V2:
+            torch.div(matmul_nt(gframe, ut), scales[n], out=rec)
 
 
 def supports(layer: SpikingNeuron, x: torch.Tensor) -> bool:

@@ -1,13 +1,29 @@
-"""The fused recurrence (snn_asr.fused) against the reference loop: bit-identical forward, same gradients."""
+"""The fused recurrence (snn_asr.fused) against the reference loop: bit-identical forward, same gradients.
+
+Every test runs twice: with the compiled C++ time loops (snn_asr.native; skipped where they do
+not build) and with the numba loop that stands in for them.
+"""
 
 import copy
 
 import pytest
 import torch
 
-from snn_asr import SpikingRNN
+from snn_asr import SpikingRNN, fused
 from snn_asr.fused import fused_forward, supports
+from snn_asr.native import compiled_loops
 from snn_asr.neurons import NEURONS, NeuronState, RecurrentGatedLIFNeuron
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numba"])
+def loops(request, monkeypatch):
+    """Which time loop the fused recurrence runs."""
+    if request.param == "compiled" and compiled_loops() is None:
+        pytest.skip("the C++ loops did not build here")
+    if request.param == "numba":
+        monkeypatch.setattr(fused, "compiled_loops", lambda: None)
+    return request.param
+
 
 SPIKES = [(6, 3), (3, 0), (1, 0)]  # (bits, threshold): the paper's, a coarse one, binary
 
@@ -218,3 +234,29 @@ def test_no_grad_inference_matches():
     with torch.no_grad():
         out, _ = fused_forward(layer, x)
     assert torch.equal(out, reference(x)[0])
+
+
+@pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_and_numba_loops_agree_bit_for_bit(kind, dtype, loops, monkeypatch):
+    """Spikes, state, running scale and every gradient, padded rows and a binary layer included."""
+    if loops == "numba":
+        pytest.skip("compares the two loops once")
+    torch.manual_seed(8)
+    layers = []
+    for bits, threshold in ((6, 3), (1, 0)):
+        layer, _ = pair(kind, bits, threshold, train=True, dtype=dtype)
+        layers += [layer, copy.deepcopy(layer)]
+    x = (torch.randn(3, 25, 5, dtype=dtype) * 2).requires_grad_()
+    valid, weights = padding(3, 25), torch.randn(3, 25, 8, dtype=dtype)
+    results = []
+    for index, layer in enumerate(layers):
+        with monkeypatch.context() as patch:
+            if index % 2:
+                patch.setattr(fused, "compiled_loops", lambda: None)
+            out, final = run(layer, x, None, valid)
+            grads = torch.autograd.grad(loss(out, final, weights), [x, *layer.parameters()])
+        results.append((out, *final, layer.quantizer.ema, *grads))
+    for compiled, numba in (results[0:2], results[2:4]):
+        for a, b in zip(compiled, numba):
+            assert torch.equal(a, b)
