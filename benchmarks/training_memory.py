@@ -2,8 +2,10 @@
 
 Target: the fused v2 encoder's peak no more than the LSTM's. Each model runs in a
 fresh subprocess; its peak is the process's peak resident memory (``ru_maxrss``)
-minus its resident memory just before the measured step, after a small warm-up
-step that loads kernels and libraries (so those are not counted).
+over ``--steps`` measured steps, minus its resident memory just before the first of
+them, after a small warm-up step that loads kernels and libraries (so those are not
+counted). Several steps, because buffers reused from step to step (``snn_asr.workspace``)
+stay resident between steps: the peak of a steady run, not of a first step, is compared.
 
 Run::
 
@@ -49,7 +51,8 @@ def child(args) -> None:
     model.zero_grad(set_to_none=False)
     x = torch.randn(args.batch, args.frames, args.input)
     before = resident_mib()
-    fwd_bwd(model, x)()
+    for _ in range(args.steps):
+        fwd_bwd(model, x)()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak": peak - before, "before": before}))
 
@@ -58,6 +61,7 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=3, help="measured training steps")
     parser.add_argument("--models", nargs="+", default=MODELS[:4], choices=MODELS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -66,14 +70,14 @@ def main() -> None:
         return
     setup(
         args,
-        f"peak training memory, batch {args.batch} x {args.frames} frames, "
+        f"peak training memory over {args.steps} steps, batch {args.batch} x {args.frames} frames, "
         f"{args.input}->{args.hidden} x {args.layers} layers",
     )
     results = {}
     for name in args.models:
         command = [sys.executable, __file__, "--child", name] + [
             f"--{k}={getattr(args, k)}"
-            for k in ("input", "hidden", "layers", "threads", "seed", "batch", "frames")
+            for k in ("input", "hidden", "layers", "threads", "seed", "batch", "frames", "steps")
         ]
         results[name] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     activations = 4 * args.batch * args.frames * args.hidden / 2**20  # one float32 (batch, time, hidden)

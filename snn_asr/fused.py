@@ -3,7 +3,7 @@
 The reference loop (:meth:`snn_asr.neurons.SpikingNeuron.reference_forward`) spends
 some thirty small tensor ops per frame, each recorded by autograd. Here one
 :class:`torch.autograd.Function` runs a layer over the whole sequence: per frame, one
-``numba`` kernel computes the synaptic current, the membrane, the running-scale update
+kernel computes the synaptic current, the membrane, the running-scale update
 (training), the spike function and the padding merge in one pass over
 (batch, hidden); ``v2`` adds the matmul ``U (Y[n-1]/M)`` (oneDNN, ``U`` packed once
 per sequence: :mod:`snn_asr.linear`); sigmoids stay torch ops, so they round as in the
@@ -11,6 +11,10 @@ reference. The backward pass runs the recurrence in reverse, one kernel (and for
 one matmul) per frame, then gets ``dU`` from one matmul per sequence. What a layer saves
 for its backward pass lives in (time, batch, hidden) buffers that are reused from one
 training step to the next (:mod:`snn_asr.workspace`).
+
+The time loops run compiled (:mod:`snn_asr.native`: the per-frame torch ops called from
+C++, the kernels split over batch rows on torch's threads); where no compiler built them,
+the same loops run here in Python with the ``numba`` kernels below. The two agree bit for bit.
 
 The forward pass repeats the reference's float operations in the reference's order,
 so spikes, states and running scales are bit-identical to it; gradients agree to
@@ -28,7 +32,7 @@ from .linear import matmul_nt, pack, uses_onednn
 from .native import compiled_loops
 from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
 from .quantizer import EPS_MARGIN, SpikeQuantizer
-from .workspace import empty_huge, workspace_of
+from .workspace import PASSING, empty_huge, workspace_of
 
 LIF, V1, V2 = 0, 1, 2
 KINDS = {LIFNeuron: LIF, GatedLIFNeuron: V1, RecurrentGatedLIFNeuron: V2}
@@ -234,7 +238,7 @@ class _FusedRecurrence(torch.autograd.Function):
             _numba_forward(*head, *tail, keep > 1)
         if train:
             quantizer.steps.add_(int(updates[0]))
-        ctx.kind, ctx.p, ctx.scales, ctx.workspace = kind, p, scales, workspace
+        ctx.kind, ctx.p, ctx.scales = kind, p, scales
         ctx.save_for_backward(weight, i0, mask, valid_all, current, levels_all, f_all, c_all, st)
         return out, current[-1].clone(), v, y
 
@@ -246,13 +250,13 @@ class _FusedRecurrence(torch.autograd.Function):
         gi, gv, gy = gi_last.clone(), gv_last.clone(), gy_last.clone()
         rec = torch.zeros_like(gi)
         width = hidden if kind == LIF else 2 * hidden
-        gdrive = ctx.workspace.take("gdrive", (batch, time, width), current.dtype)  # returned: dL/d drive
+        gdrive = PASSING.take("drive", (batch, time, width), current.dtype)  # returned: dL/d drive
         gframe = rec.new_empty(batch, width)  # the frame's dL/d gates, contiguous for the matmul
         gleak = torch.zeros(hidden, dtype=current.dtype) if kind == LIF else rec[0, :0]
         leak = weight.detach() if kind == LIF else rec[0, :0]
         ut = pack(weight.t().contiguous(), batch, uses=time) if kind == V2 else rec[0, :0]
         if not gout.is_contiguous():  # e.g. the broadcast gradient of a sum
-            gout = ctx.workspace.take("gout", gout.shape, gout.dtype).copy_(gout)
+            gout = PASSING.take("grad", gout.shape, gout.dtype).copy_(gout)
         args = (kind, ctx.p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st)
         args += (gdrive, gframe, ut)
         loops = compiled_loops()

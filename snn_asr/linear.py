@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .workspace import Workspace
+from .workspace import PASSING, Workspace
 
 
 def _onednn_linear():
@@ -144,7 +144,7 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, workspace):
         ctx.save_for_backward(x, weight)
-        ctx.has_bias, ctx.workspace = bias is not None, workspace
+        ctx.has_bias, ctx.pooled = bias is not None, workspace is not None
         return _onednn_rows(x, weight, bias, workspace, "out")
 
     @staticmethod
@@ -154,7 +154,8 @@ class _Linear(torch.autograd.Function):
         flat = grad.reshape(-1, grad.shape[-1])
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = _onednn_rows(grad, weight.t().contiguous(), None, ctx.workspace, "grad")
+            passing = PASSING if ctx.pooled else None  # dL/dx passes on to the layer below
+            gx = _onednn_rows(grad, weight.t().contiguous(), None, passing, "grad")
         if ctx.needs_input_grad[1]:
             gw = flat.t() @ x.reshape(-1, x.shape[-1])
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -170,8 +171,9 @@ def linear(
 ) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` with gradients: (..., in) -> (..., out), on oneDNN where it applies.
 
-    With a ``workspace`` (:mod:`snn_asr.workspace`), the output and the input gradient of a
-    training step go into buffers reused from one step to the next.
+    With a ``workspace`` (:mod:`snn_asr.workspace`), the output of a training step goes into
+    a buffer of it reused from one step to the next, and the input gradient into one of
+    :data:`~snn_asr.workspace.PASSING`.
 
     Example
     -------

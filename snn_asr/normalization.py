@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .workspace import Workspace, workspace_of
+from .workspace import PASSING, workspace_of
 
 
 class _BatchStatsNorm(torch.autograd.Function):
@@ -14,8 +14,8 @@ class _BatchStatsNorm(torch.autograd.Function):
     Why by hand: ``nn.BatchNorm1d`` allocates its output afresh on every call, and at the
     paper's size (16 x 500 frames x 1100 features) first-touching those 35 MB costs 9 ms of
     page faults, twice the kernel's own time. Here the same kernel (``native_batch_norm.out``,
-    bit-identical to ``F.batch_norm``) writes into a buffer of the module's
-    :class:`~snn_asr.workspace.Workspace`, as do the gathers of the masked case. The backward
+    bit-identical to ``F.batch_norm``) writes into a reused buffer (:mod:`snn_asr.workspace`),
+    as do the gathers of the masked case. The backward
     pass is torch's ``native_batch_norm_backward`` (its ``.out`` variant only adds a copy).
     ``index`` holds the flat (batch x time) indices of the valid frames, or is ``None``.
     """
@@ -31,17 +31,20 @@ class _BatchStatsNorm(torch.autograd.Function):
             torch.index_select(flat, 0, index, out=frames)
         if frames.shape[0] < 2:
             raise ValueError(f"Expected more than 1 value per channel when training, got {frames.shape[0]}")
-        normed = workspace.take("out" if index is None else "normed", frames.shape, x.dtype, x.device)
+        if index is None:  # the output: the drive, on its way to the recurrence
+            normed = PASSING.take("drive", frames.shape, x.dtype, x.device)
+        else:
+            normed = workspace.take("normed", frames.shape, x.dtype, x.device)
         mean, invstd = x.new_empty(features), x.new_empty(features)
         torch.ops.aten.native_batch_norm.out(
             frames, weight, bias, running_mean, running_var, True, momentum, eps,
             out=normed, save_mean=mean, save_invstd=invstd,
         )  # fmt: skip
-        ctx.eps, ctx.workspace = eps, workspace
+        ctx.eps = eps
         ctx.save_for_backward(frames, weight, mean, invstd, index)
         if index is None:
             return normed.view(x.shape)
-        return _scatter(workspace, "out", normed, index, x.shape)
+        return _scatter("drive", normed, index, x.shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -56,17 +59,15 @@ class _BatchStatsNorm(torch.autograd.Function):
             grad_frames, frames, weight, None, None, mean, invstd, True, ctx.eps, mask
         )
         if gx is not None and index is not None:
-            gx = _scatter(ctx.workspace, "grad", gx, index, grad.shape)
+            gx = _scatter("bn_grad", gx, index, grad.shape)
         elif gx is not None:
             gx = gx.view(grad.shape)
         return gx, gw, gb, None, None, None, None, None, None
 
 
-def _scatter(
-    workspace: Workspace, name: str, rows: torch.Tensor, index: torch.Tensor, shape: torch.Size
-) -> torch.Tensor:
+def _scatter(name: str, rows: torch.Tensor, index: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """``rows`` (n, features) put at flat frames ``index`` of zeros shaped (batch, time, features)."""
-    out = workspace.take(name, (shape[0] * shape[1], shape[2]), rows.dtype, rows.device).zero_()
+    out = PASSING.take(name, (shape[0] * shape[1], shape[2]), rows.dtype, rows.device).zero_()
     return out.index_copy_(0, index, rows).view(shape)
 
 

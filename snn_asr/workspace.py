@@ -7,7 +7,8 @@ tens of thousands of page faults per step, each a trap and a zeroed 4 KiB page (
 35 MB output costs about 9 ms more than a reused one). :class:`Workspace` keeps a
 module's large buffers and hands them out again once nothing holds them any more; the
 fused recurrence (:mod:`snn_asr.fused`) keeps what it saves for its backward pass, its
-spikes and ``dL/d drive`` there, batch norm (:mod:`snn_asr.normalization`) its output.
+spikes there, :func:`snn_asr.linear.linear` its output; what passes from layer to layer
+(the drive, ``dL/d drive``, ``dL/d spikes``) goes through the shared :data:`PASSING`.
 New buffers are marked for transparent huge pages, which Linux then maps 2 MiB at a time.
 """
 
@@ -90,6 +91,12 @@ class Workspace:
         """No view of ``base`` is alive: its storage is held by ``base`` alone (and the probe's handle)."""
         return _USE_COUNT is not None and _USE_COUNT(base.untyped_storage()._cdata) == 2
 
+
+PASSING = Workspace()
+"""Buffers of tensors that only pass between layers within a step: the drive on its way from
+batch norm to the recurrence, gradients on their way back. Shared by all layers, so that a
+step holds one buffer per role rather than one per layer (each is dead before the next layer
+asks for it; were one still held, :meth:`Workspace.take` would hand out a new buffer)."""
 
 _WORKSPACES: weakref.WeakKeyDictionary[nn.Module, Workspace] = weakref.WeakKeyDictionary()
 
