@@ -107,11 +107,11 @@ def dense_macs_per_frame(module: torch.nn.Module) -> int:
     return count_parameters(module)
 
 
-def fwd_bwd(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    """A training step's compute (no optimizer): forward, a scalar loss, backward."""
+def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, **kwargs: object) -> Callable[[], None]:
+    """A training step's compute (no optimizer): forward (``model(x, **kwargs)``), a scalar loss, backward."""
 
     def step() -> None:
-        out, _ = model(x)
+        out, _ = model(x, **kwargs)
         out.sum().backward()
 
     return step

@@ -13,6 +13,12 @@ Run::
 
     python benchmarks/training_speed.py            # the paper's size, 2 threads
     python benchmarks/training_speed.py --neurons v2 lif v1 --repeats 7
+    python benchmarks/training_speed.py --min-length 0.7   # a padded batch
+
+``--min-length`` gives the spiking encoders a padded batch (relative lengths spread evenly
+from it to 1, as a length-sorted recipe batch has): their batch norm and scale updates then
+skip the padded frames. The LSTM runs the same padded tensor whole, as ``torch.nn.LSTM``
+does without packing (packed sequences would leave oneDNN's fused RNN).
 """
 
 from __future__ import annotations
@@ -39,25 +45,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-repeats", type=int, default=1, help="0 skips the reference loop")
     parser.add_argument("--neurons", nargs="+", default=["v2"], choices=["v2", "v1", "lif"])
+    parser.add_argument("--min-length", type=float, default=1.0, help="shortest relative length (padding)")
     args = parser.parse_args()
     setup(
         args,
         f"training step, batch {args.batch} x {args.frames} frames, {args.input}->{args.hidden}"
-        f" x {args.layers} layers",
+        f" x {args.layers} layers"
+        + (f", spiking encoders' batch padded (lengths {args.min_length}-1)" if args.min_length < 1 else ""),
     )
 
     x = torch.randn(args.batch, args.frames, args.input)
+    padding = {} if args.min_length >= 1.0 else {"lengths": torch.linspace(args.min_length, 1.0, args.batch)}
     lstm = torch.nn.LSTM(args.input, args.hidden, args.layers, batch_first=True)
     models = {"LSTM": lstm}
     for neuron in args.neurons:
         models[f"{neuron} fused"] = spiking(args, neuron, "fused").train()
-    timed = interleaved_medians({name: fwd_bwd(m, x) for name, m in models.items()}, args.repeats)
+    steps = {name: fwd_bwd(m, x, **({} if name == "LSTM" else padding)) for name, m in models.items()}
+    timed = interleaved_medians(steps, args.repeats)
     if args.reference_repeats:
         reference = spiking(args, args.neurons[0], "reference").train()
         name = f"{args.neurons[0]} reference"
         models[name] = reference
         both = interleaved_medians(
-            {"LSTM": fwd_bwd(lstm, x), name: fwd_bwd(reference, x)}, args.reference_repeats, warmup=0
+            {"LSTM": fwd_bwd(lstm, x), name: fwd_bwd(reference, x, **padding)},
+            args.reference_repeats,
+            warmup=0,
         )
         timed[name] = both[name] * timed["LSTM"] / both["LSTM"]  # the ratio from its own run
 
