@@ -280,7 +280,7 @@ def _numba_forward(
     kind, train, bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels,
     levels_all, leak, mask, valid, i0, current, v, y, out, f_all, c_all, st, keep_all,
 ):  # fmt: skip
-    """The forward time loop where no compiler built :mod:`snn_asr.native`'s: torch ops and numba kernels."""
+    """The forward time loop in Python (torch ops, numba kernels): the fallback for :mod:`snn_asr.native`."""
     hidden, time = i0.shape[1], drive.shape[1]
     frames = drive.unbind(1)
     gates_now, gates_f = gates[:, 0], gates[:, 0, :hidden]
@@ -304,7 +304,7 @@ def _numba_backward(
     kind, p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st,
     gdrive, gframe, ut, scales,
 ):  # fmt: skip
-    """The backward time loop where no compiler built :mod:`snn_asr.native`'s."""
+    """The backward time loop in Python: the fallback for :mod:`snn_asr.native`."""
     args = [_np(t) for t in (gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st)]
     args += [_np(gdrive), _np(gframe)]
     for n in reversed(range(current.shape[0])):

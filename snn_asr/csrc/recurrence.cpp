@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <vector>
 
 namespace {
@@ -291,6 +292,11 @@ void backward_loop(int64_t kind, const at::Tensor& p_t, const at::Tensor& gout_t
   }
 }
 
+// The loops read and write through raw pointers: every tensor they index must be contiguous.
+void check_contiguous(std::initializer_list<const at::Tensor*> tensors) {
+  for (const at::Tensor* t : tensors) TORCH_CHECK(t->is_contiguous(), "snn_asr: the fused loops need contiguous tensors");
+}
+
 void forward(int64_t kind, bool train, int64_t bits, const at::Tensor& p, const at::Tensor& corr,
              const at::Tensor& ema, const at::Tensor& updates, const at::Tensor& scales, const at::Tensor& drive,
              const at::Tensor& u, bool onednn, const at::Tensor& gates, const at::Tensor& forget,
@@ -298,6 +304,8 @@ void forward(int64_t kind, bool train, int64_t bits, const at::Tensor& p, const 
              const at::Tensor& valid, const at::Tensor& i0, const at::Tensor& current, const at::Tensor& v,
              const at::Tensor& y, const at::Tensor& out, const at::Tensor& f_all, const at::Tensor& c_all,
              const at::Tensor& st, bool keep_all) {
+  check_contiguous({&p, &corr, &ema, &updates, &scales, &drive, &gates, &forget, &levels, &levels_all, &leak, &mask,
+                    &valid, &i0, &current, &v, &y, &out, &f_all, &c_all, &st});
   AT_DISPATCH_FLOATING_TYPES(drive.scalar_type(), "snn_asr_forward", [&] {
     forward_loop<scalar_t>(kind, train, bits, p, corr, ema, updates, scales, drive, u, onednn, gates, forget,
                            levels, levels_all, leak, mask, valid, i0, current, v, y, out, f_all, c_all, st,
@@ -311,6 +319,8 @@ void backward(int64_t kind, const at::Tensor& p, const at::Tensor& gout, const a
               const at::Tensor& current, const at::Tensor& f_all, const at::Tensor& c_all, const at::Tensor& st,
               const at::Tensor& gdrive, const at::Tensor& gframe, const at::Tensor& ut, bool onednn,
               const at::Tensor& scales) {
+  check_contiguous({&p, &gout, &rec, &gi, &gv, &gy, &leak, &gleak, &mask, &valid, &i0, &current, &f_all, &c_all, &st,
+                    &gdrive, &gframe, &scales});
   AT_DISPATCH_FLOATING_TYPES(current.scalar_type(), "snn_asr_backward", [&] {
     backward_loop<scalar_t>(kind, p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all,
                             st, gdrive, gframe, ut, onednn, scales);
