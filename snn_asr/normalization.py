@@ -15,9 +15,9 @@ class _BatchStatsNorm(torch.autograd.Function):
     paper's size (16 x 500 frames x 1100 features) first-touching those 35 MB costs 9 ms of
     page faults, twice the kernel's own time. Here the same kernel (``native_batch_norm.out``,
     bit-identical to ``F.batch_norm``) writes into a reused buffer (:mod:`snn_asr.workspace`),
-    as do the gathers of the masked case. The backward
-    pass is torch's ``native_batch_norm_backward`` (its ``.out`` variant only adds a copy).
-    ``index`` holds the flat (batch x time) indices of the valid frames, or is ``None``.
+    as do the gathers of the masked case. The backward pass is torch's
+    ``native_batch_norm_backward`` (its ``.out`` variant only adds a copy). ``index`` holds
+    the flat (batch x time) indices of the valid frames, or is ``None``.
     """
 
     @staticmethod

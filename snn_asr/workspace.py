@@ -1,4 +1,4 @@
-"""Buffers for the fused recurrence that are reused from one training step to the next.
+"""Large CPU buffers reused from one training step to the next.
 
 Why by hand: PyTorch has no caching allocator on CPU, and glibc hands blocks this
 large back to the kernel on ``free``. A training step at the paper's size makes a dozen
