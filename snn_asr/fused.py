@@ -229,13 +229,13 @@ class _FusedRecurrence(torch.autograd.Function):
         scales = drive.new_empty(time + 1)  # scales[n]: the scale Y[n-1] fired with (U sees Y[n-1]/M)
         scales[0] = quantizer.scale
         ema = quantizer.ema.view(1)
-        head = (kind, train, quantizer.bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels)
-        tail = (levels_all, leak, mask, valid_all, i0, current, v, y, out, f_all, c_all, st)
+        args = (kind, train, quantizer.bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels)
+        args += (levels_all, leak, mask, valid_all, i0, current, v, y, out, f_all, c_all, st, keep > 1)
         loops = compiled_loops()
         if loops is not None:
-            loops.forward(*head[:10], kind == V2 and uses_onednn(levels, u), *head[10:], *tail, keep > 1)
+            loops.forward(*args, kind == V2 and uses_onednn(levels, u))
         else:
-            _numba_forward(*head, *tail, keep > 1)
+            _numba_forward(*args)
         if train:
             quantizer.steps.add_(int(updates[0]))
         ctx.kind, ctx.p, ctx.scales = kind, p, scales
@@ -258,12 +258,12 @@ class _FusedRecurrence(torch.autograd.Function):
         if not gout.is_contiguous():  # e.g. the broadcast gradient of a sum
             gout = PASSING.take("grad", gout.shape, gout.dtype).copy_(gout)
         args = (kind, ctx.p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st)
-        args += (gdrive, gframe, ut)
+        args += (gdrive, gframe, ut, scales)
         loops = compiled_loops()
         if loops is not None:
-            loops.backward(*args, kind == V2 and uses_onednn(gframe, ut), scales)
+            loops.backward(*args, kind == V2 and uses_onednn(gframe, ut))
         else:
-            _numba_backward(*args, scales)
+            _numba_backward(*args)
         gweight = None
         if kind == LIF:
             gweight = gleak
@@ -305,10 +305,10 @@ def _numba_backward(
     gdrive, gframe, ut, scales,
 ):  # fmt: skip
     """The backward time loop in Python: the fallback for :mod:`snn_asr.native`."""
-    args = [_np(t) for t in (gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st)]
-    args += [_np(gdrive), _np(gframe)]
+    args = [_np(t) for t in (p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current)]
+    args += [_np(t) for t in (f_all, c_all, st, gdrive, gframe)]
     for n in reversed(range(current.shape[0])):
-        _backward_frame(n, kind, _np(p), *args)
+        _backward_frame(n, kind, *args)
         if kind == V2:
             torch.div(matmul_nt(gframe, ut), scales[n], out=rec)
 
