@@ -19,9 +19,9 @@ the fix, never a traceback:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import difflib
+import gc
 import io
 import re
 import shlex
@@ -228,10 +228,6 @@ def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str
     """:func:`load_recipe`, then DDP set-up and the experiment folder; returns ``(hparams, run_opts)``."""
     hparams, hparams_file, run_opts, overrides = load_recipe(argv, recipe_dir, required)
     sb.utils.distributed.ddp_init_group(run_opts)
-    if torch.distributed.is_initialized():
-        # Torn down at interpreter exit instead, gloo's threads sometimes outlived it and the
-        # process aborted ("terminate called without an active exception") after finishing.
-        atexit.register(torch.distributed.destroy_process_group)
     sb.create_experiment_directory(
         hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
@@ -254,10 +250,13 @@ def main_guard(main) -> None:
     Those are ``ValueError`` (:class:`~snn_asr.dataio.DataError` from the data checks),
     ``FileNotFoundError``, and sentencepiece's "Vocabulary size too high" (which a small
     corpus meets with the default ``vocab_size``) or "smaller than required_chars".
-    :class:`RecipeError` exits by itself.
+    :class:`RecipeError` exits by itself. Under ``torchrun`` the process group is then
+    torn down (:func:`end_distributed`).
     """
+    finished = False
     try:
         main()
+        finished = True
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {' '.join(str(err).split())}")
     except RuntimeError as err:
@@ -274,3 +273,24 @@ def main_guard(main) -> None:
                 f"transcripts (they need {low.group(2)} tokens); pass --vocab_size {low.group(2)} or more"
             )
         raise
+    finally:
+        end_distributed(finished)
+
+
+def end_distributed(finished: bool) -> None:
+    """Tears the DDP process group down while the interpreter is still whole (no-op without one).
+
+    Left to interpreter exit (or to an ``atexit`` hook, while the DDP wrappers still held
+    the group), gloo's threads sometimes outlived teardown and a rank that had finished
+    aborted ("terminate called without an active exception"). So: after a run that
+    ``finished``, the ranks first wait for each other, so that none closes its connections
+    while another may still use them; the garbage collector frees what still holds the
+    group (``main``'s brain and its DDP wrappers); then the group is destroyed, which joins
+    its threads.
+    """
+    if not torch.distributed.is_initialized():
+        return
+    if finished:
+        torch.distributed.barrier()
+    gc.collect()
+    torch.distributed.destroy_process_group()

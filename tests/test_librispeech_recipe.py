@@ -59,12 +59,18 @@ def test_snn_ctc_learns_held_out_speaker_and_decodes_with_ngram(digits, tmp_path
 def test_torchrun_ddp_over_gloo_on_cpu(digits, tmp_path):
     """Two processes: preparation, tokenizer and n-gram on the main one, then DDP training and test."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(TRAIN)]
-    cmd += ["hparams/snn.yaml", "--distributed_backend", "gloo"]
+    logs = tmp_path / "logs"  # each rank's output in its own file, for the failure message
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--log-dir", str(logs)]
+    cmd += ["--redirects", "3", str(TRAIN), "hparams/snn.yaml", "--distributed_backend", "gloo"]
     cmd += ["--data_folder", str(digits), "--output_folder", str(out), "--number_of_epochs", "1"]
     cmd += ["--hidden_size", "32", "--vocab_size", "24", "--test_splits", "[test-clean]", "--beam_size", "4"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    if proc.returncode:
+        ranks = [
+            f"rank {log.parent.name}: ...{log.read_text()[-1500:]}"
+            for log in sorted(logs.rglob("stderr.log"))
+        ]
+        pytest.fail("\n".join([proc.stderr[-1000:], *ranks]))
     assert len(json.loads((out / "history.json").read_text())) == 1
     for name in ("wer_test-clean.txt", "wer_test-clean_ngram.txt", "ops_test-clean.json"):
         assert (out / name).exists(), name

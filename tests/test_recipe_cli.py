@@ -4,8 +4,9 @@ import difflib
 from pathlib import Path
 
 import pytest
+import torch
 
-from snn_asr.recipe_cli import RecipeError, load_recipe, resolve_hparams
+from snn_asr.recipe_cli import RecipeError, load_recipe, main_guard, resolve_hparams
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMIT = ROOT / "recipes" / "TIMIT"
@@ -33,6 +34,24 @@ def test_bad_override_is_one_line(tmp_path):
         load_recipe(["hparams/snn.yaml", "--data_folder", str(tmp_path), "--hidden_size", "-5"], TIMIT)
     assert "could not load" in str(err.value) and "--hidden_size -5" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def one_rank_group(store: Path) -> None:
+    """A gloo process group of one process, as ``torchrun`` would leave the recipe."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
+
+
+def test_main_guard_tears_the_process_group_down(tmp_path):
+    main_guard(lambda: one_rank_group(tmp_path / "finished"))
+    assert not torch.distributed.is_initialized()
+
+    def fails():
+        one_rank_group(tmp_path / "failed")
+        raise ValueError("bad input")
+
+    with pytest.raises(SystemExit, match="error: bad input"):
+        main_guard(fails)
+    assert not torch.distributed.is_initialized()
 
 
 @pytest.mark.parametrize(
