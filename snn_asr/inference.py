@@ -13,8 +13,9 @@ or a ``CTCTextEncoder`` label file), optionally ``lm.arpa`` (the recipe's n-gram
 kenlm n-gram, chunked (streaming) decoding of long audio through the encoder's carried state, and
 op counts (:func:`snn_asr.ops.count_ops`). For a causal encoder (unidirectional ``SpikingRNN``,
 LSTM, GRU) streaming gives the same tokens as decoding the whole file: chunks of waveform overlap
-so that every Fbank frame sees exactly the samples a whole-file Fbank would, and the per-utterance
-log-Mel floor (``top_db``) is taken from a first pass over the whole file.
+so that every Fbank frame sees exactly the samples a whole-file Fbank would, the per-utterance
+log-Mel floor (``top_db``) is taken from a first pass over the whole file, and no chunk is shorter
+than :data:`MIN_CHUNK_FRAMES` (see there why).
 """
 
 from __future__ import annotations
@@ -37,11 +38,39 @@ from .dataio import DataError, load_audio
 from .event_driven import EventDrivenRNN
 from .ops import OpsReport, count_ops
 
-__all__ = ["LM_FILE", "ModelError", "Segment", "SpikingASR", "Transcript"]
+__all__ = ["LM_FILE", "MIN_CHUNK_FRAMES", "ModelError", "Segment", "SpikingASR", "Transcript", "chunk_bounds"]
 
 LM_FILE = "lm.arpa"
 SPM_SPACE = "▁"
 REEXPORT = "re-export the model with: python tools/export_model.py <recipe_output_folder> <model_dir>"
+
+MIN_CHUNK_FRAMES = 16
+"""Fewest frames in a chunk of chunked decoding: shorter requests are raised to it, and a file's
+short tail joins the chunk before it. BLAS libraries run products of few rows on other kernels,
+which round differently: MKL on an Intel Xeon, with a transposed weight (``F.linear``, SpeechBrain's
+Fbank), below 16 rows (measured for inputs of 40 to 2048). With at least 16 frames a chunk's products
+run on the kernels a whole-file pass uses, and its rows come out bit for bit the same; without it,
+a file's last few frames differed in the last bit, and a spike fed by them could flip."""
+
+
+def chunk_bounds(total: int, chunk_frames: int) -> list[tuple[int, int]]:
+    """``(start, end)`` frames of each chunk of ``total`` frames: ``chunk_frames`` long, at least
+    :data:`MIN_CHUNK_FRAMES`, and a tail shorter than that joined to the chunk before it.
+
+    Example
+    -------
+    >>> chunk_bounds(100, 40)
+    [(0, 40), (40, 80), (80, 100)]
+    >>> chunk_bounds(90, 40)
+    [(0, 40), (40, 90)]
+    >>> chunk_bounds(40, 5)
+    [(0, 16), (16, 40)]
+    """
+    size = max(chunk_frames, MIN_CHUNK_FRAMES)
+    bounds = [(start, min(total, start + size)) for start in range(0, total, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_CHUNK_FRAMES:
+        bounds[-2:] = [(bounds[-2][0], total)]
+    return bounds
 
 
 class ModelError(DataError):
@@ -308,6 +337,8 @@ class SpikingASR(EncoderASR):
     def features(self, signal: torch.Tensor, chunk_frames: int | None = None) -> Iterator[torch.Tensor]:
         """Normalised Fbank of a (samples,) waveform as (1, frames, n_mels) chunks; all frames if ``None``.
 
+        The chunks are :func:`chunk_bounds`'s.
+
         Chunks hold exactly the frames (and values) of a whole-file Fbank: each is computed on the
         waveform plus the neighbouring samples its STFT windows reach, and the log-Mel floor
         (``top_db`` below the file's maximum) comes from a first pass over the file.
@@ -324,8 +355,7 @@ class SpikingASR(EncoderASR):
         filterbank = fbank.compute_fbanks
 
         def chunks() -> Iterator[torch.Tensor]:
-            for f0 in range(0, total, chunk_frames):
-                f1 = min(total, f0 + chunk_frames)
+            for f0, f1 in chunk_bounds(total, chunk_frames):
                 s0 = max(0, f0 - margin) * hop
                 # Fbank floors each call at its own maximum - top_db; only the file's floor is wanted.
                 top_db, filterbank.top_db = filterbank.top_db, float("inf")
