@@ -3,11 +3,17 @@
 In eval mode batch norm is an affine map, so it folds into the input weights:
 ``BN(W x + b) = W' x + b'``. A frame then costs, per layer, one row of ``W'^T``
 per non-zero input and (``v2``) one row of ``U^T`` per non-zero previous spike,
-gathered and accumulated by a ``numba`` kernel: work follows the spike count,
-not the layer size (``v2``'s ``U`` sees spikes in units of the frozen scale ``M``, so
-``1/M`` is folded into ``U`` too). The gates and the spike function follow the reference
-equations of :mod:`snn_asr.neurons` (the quantizer's float ops are shared with
-:mod:`snn_asr.fused`).
+gathered and accumulated: work follows the spike count, not the layer size (``v2``'s
+``U`` sees spikes in units of the frozen scale ``M``, so ``1/M`` is folded into ``U`` too).
+The rows hold each neuron's gates side by side (columns ``h * gates + g``). The gates and
+the spike function follow the reference equations of :mod:`snn_asr.neurons` (the
+quantizer's float ops are shared with :mod:`snn_asr.fused`).
+
+The frame loop runs compiled (``csrc/event_driven.cpp``, built with the fused recurrence's
+loops by :mod:`snn_asr.native`), each frame's neurons split over torch's threads: reading
+the rows is the cost, and one core's cache bandwidth does not serve them fast. Where the
+C++ loops are not built, the ``numba`` kernel :func:`_run_layer` runs, bit for bit the same
+(``tests/test_event_driven.py`` runs both).
 
 Accuracy: the sums run in a different order than the dense reference's matmuls
 (and the folded weights round differently), so membrane potentials differ by float
@@ -24,6 +30,7 @@ import torch
 from torch import nn
 
 from .fused import _ONE, _SCALE, _ZERO, KINDS, LIF, V2, _constants, _quantize
+from .native import compiled_loops
 from .neurons import SpikingNeuron
 from .quantizer import SpikeQuantizer
 from .spiking_rnn import SpikingRNN
@@ -33,8 +40,8 @@ from .spiking_rnn import SpikingRNN
 def _run_layer(kind, bits, p, x, wt, bias, ut, leak, i, v, y, z, out, events):
     """Frames ``x`` (time, in) through one layer from state ``(i, v, y)`` (updated); spikes to ``out``.
 
-    ``z`` (gates*hidden,) is scratch; ``events[0]`` counts the non-zero inputs and
-    previous spikes gathered.
+    ``wt``, ``bias``, ``ut`` and the scratch ``z`` (hidden*gates,) are gate-interleaved;
+    ``events[0]`` counts the non-zero inputs and previous spikes gathered.
     """
     hidden = v.shape[0]
     width = z.shape[0]
@@ -56,9 +63,9 @@ def _run_layer(kind, bits, p, x, wt, bias, ut, leak, i, v, y, z, out, events):
         for h in range(hidden):
             if kind == LIF:
                 i[h] = leak[h] * i[h] + z[h]
-            else:
-                f = p[_ONE] / (p[_ONE] + np.exp(-z[h]))
-                i[h] = f * i[h] + (p[_ONE] - f) * max(z[hidden + h], p[_ZERO])
+            else:  # gates interleaved: forget at 2h, input at 2h + 1
+                f = p[_ONE] / (p[_ONE] + np.exp(-z[2 * h]))
+                i[h] = f * i[h] + (p[_ONE] - f) * max(z[2 * h + 1], p[_ZERO])
             v[h] = v[h] + i[h] - y[h]
         _quantize(v, p[_SCALE], bits, p, y)
         out[n] = y
@@ -93,13 +100,22 @@ class EventDrivenLayer:
         self.p = _constants(neuron.quantizer, train=False, dtype=dtype)
         with torch.no_grad():
             w, bias = _fold(neuron)
-            ut = neuron.u.weight.t() / neuron.quantizer.scale if self.kind == V2 else w.new_zeros(0, 0)
+            gates = w.shape[0] // self.hidden_size
+            ut = (
+                _interleave(neuron.u.weight.t() / neuron.quantizer.scale, gates)
+                if self.kind == V2
+                else w.new_zeros(0, 0)
+            )
             leak = neuron.leak() if self.kind == LIF else w.new_zeros(0)
+            wt, bias = _interleave(w.t(), gates), _interleave(bias[None], gates)
             self.wt, self.bias, self.ut, self.leak = (
-                t.contiguous().to("cpu", dtype).numpy() for t in (w.t(), bias, ut, leak)
+                t.contiguous().to("cpu", dtype).numpy() for t in (wt, bias[0], ut, leak)
             )
         self.z = np.empty(self.bias.shape[0], dtype=self.dtype)
         self.events = np.zeros(1, dtype=np.int64)
+        # the same memory as torch tensors, for the compiled kernel
+        self._weights = [torch.from_numpy(a) for a in (self.p, self.wt, self.bias, self.ut, self.leak)]
+        self._scratch = torch.from_numpy(self.z), torch.from_numpy(self.events)
         self.reset()
 
     def reset(self) -> None:
@@ -109,11 +125,25 @@ class EventDrivenLayer:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Spikes (time, hidden) for inputs ``x`` (time, in), continuing from and updating the state."""
         out = np.empty((x.shape[0], self.hidden_size), dtype=self.dtype)
-        _run_layer(
-            self.kind, self.bits, self.p, np.ascontiguousarray(x, dtype=self.dtype), self.wt, self.bias,
-            self.ut, self.leak, self.current, self.voltage, self.spikes, self.z, out, self.events,
-        )  # fmt: skip
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        compiled = compiled_loops()
+        if compiled is None:
+            _run_layer(
+                self.kind, self.bits, self.p, x, self.wt, self.bias, self.ut, self.leak,
+                self.current, self.voltage, self.spikes, self.z, out, self.events,
+            )  # fmt: skip
+            return out
+        p, wt, bias, ut, leak = self._weights
+        z, events = self._scratch
+        state = (torch.from_numpy(a) for a in (self.current, self.voltage, self.spikes))
+        x_t, out_t = torch.from_numpy(x), torch.from_numpy(out)
+        compiled.event_layer(self.kind, self.bits, p, x_t, wt, bias, ut, leak, *state, z, out_t, events)
         return out
+
+
+def _interleave(t: torch.Tensor, gates: int) -> torch.Tensor:
+    """Columns of ``t`` (rows, gates*hidden), gate-major, reordered neuron-major: ``h * gates + g``."""
+    return t.reshape(t.shape[0], gates, t.shape[1] // gates).transpose(1, 2).reshape(t.shape[0], -1)
 
 
 def _fold(neuron: SpikingNeuron) -> tuple[torch.Tensor, torch.Tensor]:

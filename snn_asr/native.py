@@ -1,4 +1,5 @@
-"""The fused recurrence's time loops in C++ (``csrc/recurrence.cpp``), compiled on first use.
+"""The compiled loops: the fused recurrence's (``csrc/recurrence.cpp``) and the event-driven layer's
+(``csrc/event_driven.cpp``), built on first use.
 
 Why C++: per frame, the Python loop of :mod:`snn_asr.fused` dispatches a few torch ops and
 a numba kernel (about 15 us of overhead), and the kernels, bound by memory traffic, run on
@@ -6,10 +7,14 @@ one core while the other waits. The compiled loop calls the same torch ops from 
 splits each frame's kernel over batch rows with ``at::parallel_for``, torch's own OpenMP
 pool (numba's parallel layers would start a second pool, or reset torch's thread count).
 
-The source is built with ``torch.utils.cpp_extension.load`` (a C++ compiler and ``ninja``;
+The event-driven layer (:mod:`snn_asr.event_driven`) splits each frame's neurons over the same
+pool: its cost is reading weight rows, and one core's cache bandwidth does not serve them fast.
+
+The sources are built with ``torch.utils.cpp_extension.load`` (a C++ compiler and ``ninja``;
 about 30 s once per machine, then cached by torch). Where that fails, or with
-``SNN_ASR_COMPILED=0``, :func:`compiled_loops` returns ``None`` and the numba loop runs:
-the same results, bit for bit (``tests/test_fused.py`` runs both).
+``SNN_ASR_COMPILED=0``, :func:`compiled_loops` returns ``None`` and the numba loops run:
+the same results, bit for bit (``tests/test_fused.py`` and ``tests/test_event_driven.py``
+run both).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-SOURCE = Path(__file__).with_name("csrc") / "recurrence.cpp"
+SOURCES = [Path(__file__).with_name("csrc") / name for name in ("recurrence.cpp", "event_driven.cpp")]
 FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-march=native"]
 """``-ffp-contract=off``: no fused multiply-adds, so each float operation rounds as numba's and
 torch's do. ``-fno-trapping-math`` changes no result (it lets ``trunc`` and the selects
@@ -45,7 +50,7 @@ def _cpu_tag() -> str:
 
 @functools.cache
 def compiled_loops() -> ModuleType | None:
-    """The compiled module (``forward`` and ``backward`` of a layer), or ``None`` where it cannot be built.
+    """The compiled module (``forward``, ``backward``, ``event_layer``), or ``None`` where it cannot be built.
 
     Example
     -------
@@ -63,7 +68,7 @@ def compiled_loops() -> ModuleType | None:
         logger.info("snn_asr: building the fused recurrence's C++ loops (once per machine, about 30 s)")
         return load(
             name=f"snn_asr_recurrence_{_cpu_tag()}",
-            sources=[str(SOURCE)],
+            sources=[str(source) for source in SOURCES],
             extra_cflags=FLAGS,
             extra_ldflags=["-fopenmp"],
         )

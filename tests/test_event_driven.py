@@ -4,9 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from snn_asr import SpikingRNN
+from snn_asr import SpikingRNN, event_driven
 from snn_asr.event_driven import EventDrivenLayer, EventDrivenRNN
+from snn_asr.native import compiled_loops
 from snn_asr.neurons import NEURONS, NeuronState
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numba"])
+def kernel(request, monkeypatch):
+    """Which frame loop the event-driven layers run."""
+    if request.param == "compiled" and compiled_loops() is None:
+        pytest.skip("the C++ loops did not build here")
+    if request.param == "numba":
+        monkeypatch.setattr(event_driven, "compiled_loops", lambda: None)
+    return request.param
 
 
 def trained(rnn: SpikingRNN, dtype=torch.float64) -> SpikingRNN:
@@ -116,3 +127,28 @@ def test_refuses_what_it_cannot_stream():
         EventDrivenRNN(rnn)
     with pytest.raises(ValueError, match="bidirectional"):
         EventDrivenRNN(SpikingRNN(4, input_size=3, bidirectional=True).eval())
+
+
+@pytest.mark.parametrize("neuron", ["lif", "v1", "v2"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_equals_numba_bit_for_bit(kernel, neuron, dtype, monkeypatch):
+    """Layers wide enough that the compiled loop splits each frame's neurons over 2 threads."""
+    if kernel == "numba":
+        pytest.skip("compares the two kernels once")
+    torch.manual_seed(5)
+    rnn = trained(SpikingRNN(300, input_size=40, num_layers=2, neuron=neuron), dtype=dtype)
+    x = torch.randn(25, 40, dtype=dtype) * 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for loop in (compiled_loops, lambda: None):
+            monkeypatch.setattr(event_driven, "compiled_loops", loop)
+            stream = EventDrivenRNN(rnn)
+            out = torch.cat([stream(x[:1]), stream(x[1:9]), stream(x[9:])])
+            results.append((out, stream.hidden(), [layer.events[0] for layer in stream.layers]))
+    finally:
+        torch.set_num_threads(threads)
+    (out, hidden, events), (out_numba, hidden_numba, events_numba) = results
+    assert (out != 0).any() and (out == 0).any()
+    assert torch.equal(out, out_numba) and torch.equal(hidden, hidden_numba) and events == events_numba

@@ -22,7 +22,7 @@ def test_switched_off_by_the_environment(fresh_build, monkeypatch):
 def test_a_failed_build_warns_once_and_falls_back(fresh_build, monkeypatch, tmp_path):
     broken = tmp_path / "recurrence.cpp"
     broken.write_text("this is not C++\n")
-    monkeypatch.setattr(native, "SOURCE", broken)
+    monkeypatch.setattr(native, "SOURCES", [broken])
     with pytest.warns(UserWarning, match="did not build.*numba loop"):
         assert native.compiled_loops() is None
     assert native.compiled_loops() is None  # cached: no second attempt, no second warning

@@ -12,14 +12,21 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "spike_ops.h"
+
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
 #include <vector>
 
 namespace {
 
-constexpr int64_t LIF = 0, V1 = 1, V2 = 2;
+using snn_asr::check_contiguous;
+using snn_asr::Constants;
+using snn_asr::LIF;
+using snn_asr::max_abs;
+using snn_asr::quantize;
+using snn_asr::V1;
+using snn_asr::V2;
 
 // x W^T as snn_asr.linear.matmul_nt: oneDNN's linear where it applies, torch.mm elsewhere.
 at::Tensor matmul_nt(const at::Tensor& x, const at::Tensor& weight, bool onednn) {
@@ -30,62 +37,6 @@ at::Tensor matmul_nt(const at::Tensor& x, const at::Tensor& weight, bool onednn)
                                          c10::string_view, c10::List<std::optional<at::Scalar>>,
                                          std::optional<c10::string_view>)>();
   return op.call(x, weight, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), "");
-}
-
-template <typename T>
-struct Constants {  // snn_asr.fused._constants, in its order
-  T momentum, rest, levels, threshold, scale, min_scale, zero, one, two;
-  explicit Constants(const at::Tensor& p) {
-    const T* v = p.data_ptr<T>();
-    momentum = v[0], rest = v[1], levels = v[2], threshold = v[3], scale = v[4];
-    min_scale = v[5], zero = v[6], one = v[7], two = v[8];
-  }
-};
-
-// Row kernels. Their arguments are values, not captured references, so that GCC can prove
-// the stores alias no loop bound or constant, and vectorizes every loop over a row (checked
-// with -fopt-info-vec). Each repeats numba's float operations in their order; the selects keep
-// their first argument on ties and NaN, as Python's min/max do in numba.
-
-// max(top, |v|) over a row, as numba's sequential loop (which skips NaN, like Python's max),
-// in 16 lanes so that it vectorizes: max is exact, so the order does not matter.
-template <typename T>
-T max_abs(const T* __restrict__ v, int64_t hidden, T zero) {
-  constexpr int64_t kLanes = 16;
-  T lanes[kLanes];
-  for (int64_t k = 0; k < kLanes; ++k) lanes[k] = zero;
-  int64_t h = 0;
-  for (; h + kLanes <= hidden; h += kLanes) {
-    for (int64_t k = 0; k < kLanes; ++k) {
-      const T a = std::abs(v[h + k]);
-      lanes[k] = lanes[k] < a ? a : lanes[k];
-    }
-  }
-  T top = zero;
-  for (int64_t k = 0; k < kLanes; ++k) top = top < lanes[k] ? lanes[k] : top;
-  for (; h < hidden; ++h) {
-    const T a = std::abs(v[h]);
-    top = top < a ? a : top;
-  }
-  return top;
-}
-
-// snn_asr.fused._quantize: the multi-bit spike of one row.
-template <typename T>
-void quantize(const T* __restrict__ v, T scale, int64_t bits, const Constants<T>& p, T* __restrict__ out,
-              int64_t hidden) {
-  const T zero = p.zero;
-  if (bits == 1) {
-    const T theta = scale / p.two;
-    for (int64_t h = 0; h < hidden; ++h) out[h] = v[h] >= theta ? theta : zero;
-    return;
-  }
-  const T s = (p.one / scale) * p.levels, threshold = p.threshold;
-  for (int64_t h = 0; h < hidden; ++h) {
-    const T x = v[h], low = scale < x ? scale : x;  // min(x, scale), then max(., -scale)
-    const T q = std::trunc(s * (low < -scale ? -scale : low)), level = q / s;
-    out[h] = std::abs(q) <= threshold ? zero : level;  // divided unconditionally: a select vectorizes
-  }
 }
 
 // Frame n's first pass over row b: I[n], the voltage before firing (into volt); returns max |V|.
@@ -292,11 +243,6 @@ void backward_loop(int64_t kind, const at::Tensor& p_t, const at::Tensor& gout_t
   }
 }
 
-// The loops read and write through raw pointers: every tensor they index must be contiguous.
-void check_contiguous(std::initializer_list<const at::Tensor*> tensors) {
-  for (const at::Tensor* t : tensors) TORCH_CHECK(t->is_contiguous(), "snn_asr: the fused loops need contiguous tensors");
-}
-
 void forward(int64_t kind, bool train, int64_t bits, const at::Tensor& p, const at::Tensor& corr,
              const at::Tensor& ema, const at::Tensor& updates, const at::Tensor& scales, const at::Tensor& drive,
              const at::Tensor& u, const at::Tensor& gates, const at::Tensor& forget,
@@ -329,7 +275,15 @@ void backward(int64_t kind, const at::Tensor& p, const at::Tensor& gout, const a
 
 }  // namespace
 
+namespace snn_asr {
+void event_layer(int64_t kind, int64_t bits, const at::Tensor& p, const at::Tensor& x, const at::Tensor& wt,
+                 const at::Tensor& bias, const at::Tensor& ut, const at::Tensor& leak, const at::Tensor& current,
+                 const at::Tensor& voltage, const at::Tensor& spikes, const at::Tensor& z, const at::Tensor& out,
+                 const at::Tensor& events);  // event_driven.cpp
+}  // namespace snn_asr
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "A layer's forward time loop (snn_asr.fused)");
   m.def("backward", &backward, "A layer's backward time loop (snn_asr.fused)");
+  m.def("event_layer", &snn_asr::event_layer, "Frames through one event-driven layer (snn_asr.event_driven)");
 }
