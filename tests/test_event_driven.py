@@ -3,21 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from loop_choice import compiled_and_numba
 
 from snn_asr import SpikingRNN, event_driven
 from snn_asr.event_driven import EventDrivenLayer, EventDrivenRNN
 from snn_asr.native import compiled_loops
 from snn_asr.neurons import NEURONS, NeuronState
 
-
-@pytest.fixture(autouse=True, params=["compiled", "numba"])
-def kernel(request, monkeypatch):
-    """Which frame loop the event-driven layers run."""
-    if request.param == "compiled" and compiled_loops() is None:
-        pytest.skip("the C++ loops did not build here")
-    if request.param == "numba":
-        monkeypatch.setattr(event_driven, "compiled_loops", lambda: None)
-    return request.param
+kernel = compiled_and_numba(event_driven)  # which frame loop the event-driven layers run
 
 
 def trained(rnn: SpikingRNN, dtype=torch.float64) -> SpikingRNN:

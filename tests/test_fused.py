@@ -8,21 +8,13 @@ import copy
 
 import pytest
 import torch
+from loop_choice import compiled_and_numba
 
 from snn_asr import SpikingRNN, fused
 from snn_asr.fused import fused_forward, supports
-from snn_asr.native import compiled_loops
 from snn_asr.neurons import NEURONS, NeuronState, RecurrentGatedLIFNeuron
 
-
-@pytest.fixture(autouse=True, params=["compiled", "numba"])
-def loops(request, monkeypatch):
-    """Which time loop the fused recurrence runs."""
-    if request.param == "compiled" and compiled_loops() is None:
-        pytest.skip("the C++ loops did not build here")
-    if request.param == "numba":
-        monkeypatch.setattr(fused, "compiled_loops", lambda: None)
-    return request.param
+loops = compiled_and_numba(fused)  # which time loop the fused recurrence runs
 
 
 SPIKES = [(6, 3), (3, 0), (1, 0)]  # (bits, threshold): the paper's, a coarse one, binary
