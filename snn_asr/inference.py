@@ -337,11 +337,9 @@ class SpikingASR(EncoderASR):
     def features(self, signal: torch.Tensor, chunk_frames: int | None = None) -> Iterator[torch.Tensor]:
         """Normalised Fbank of a (samples,) waveform as (1, frames, n_mels) chunks; all frames if ``None``.
 
-        The chunks are :func:`chunk_bounds`'s.
-
-        Chunks hold exactly the frames (and values) of a whole-file Fbank: each is computed on the
-        waveform plus the neighbouring samples its STFT windows reach, and the log-Mel floor
-        (``top_db`` below the file's maximum) comes from a first pass over the file.
+        Chunks (:func:`chunk_bounds`) hold exactly the frames (and values) of a whole-file Fbank:
+        each is computed on the waveform plus the neighbouring samples its STFT windows reach, and
+        the log-Mel floor (``top_db`` below the file's maximum) comes from a first pass over the file.
         """
         fbank, normalize = self.parts.compute_features, self.parts.normalize
         signal = signal.to(self.device)

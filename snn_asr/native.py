@@ -65,18 +65,18 @@ def compiled_loops() -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import load
 
-        logger.info("snn_asr: building the fused recurrence's C++ loops (once per machine, about 30 s)")
+        logger.info("snn_asr: building the C++ loops (once per machine, about 30 s)")
         return load(
             name=f"snn_asr_recurrence_{_cpu_tag()}",
             sources=[str(source) for source in SOURCES],
             extra_cflags=FLAGS,
             extra_ldflags=["-fopenmp"],
         )
-    except Exception as error:  # no compiler, no ninja, a failed build: the numba loop is the fallback
+    except Exception as error:  # no compiler, no ninja, a failed build: the numba loops are the fallback
         warnings.warn(
-            f"snn_asr: the fused recurrence's C++ loops did not build ({str(error).strip()[:300]}); "
-            "running its numba loop, which is slower. Install a C++ compiler and ninja to build them, "
-            "or set SNN_ASR_COMPILED=0 to skip the attempt.",
+            f"snn_asr: the C++ loops (fused recurrence, event-driven layer) did not build "
+            f"({str(error).strip()[:300]}); running the numba loops, which are slower. Install a C++ "
+            "compiler and ninja to build them, or set SNN_ASR_COMPILED=0 to skip the attempt.",
             stacklevel=2,
         )
         return None
