@@ -1,4 +1,4 @@
-"""GEMM backends: torch's float32 ``mm`` (MKL) against oneDNN (:mod:`snn_asr.linear`), spiking layer shapes.
+"""GEMMs: torch's float32 ``mm`` (MKL) against oneDNN (:mod:`snn_asr.primitives.linear`), spiking shapes.
 
 Why the spiking layers route their products through oneDNN, and why weight gradients
 stay on MKL. Shapes are a v2 layer at the paper's size, 550 -> 2 x 550, trained at
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from common import base_parser, interleaved_medians, setup, table
 
-from snn_asr.linear import matmul_nt, pack, uses_onednn
+from snn_asr.primitives.linear import matmul_nt, pack, uses_onednn
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
         f"batch {args.batch} x {args.frames}",
     )
     if not uses_onednn(torch.zeros(args.batch, args.hidden), torch.zeros(2 * args.hidden, args.hidden)):
-        raise SystemExit("error: this torch build has no oneDNN linear; snn_asr.linear uses torch.mm here")
+        raise SystemExit("error: no oneDNN linear in this torch build; so torch.mm is used")
 
     hidden, rows, seq_rows = args.hidden, args.batch, args.batch * args.frames
     u = torch.randn(2 * hidden, hidden)  # U, and W of a second layer: (2H, H)

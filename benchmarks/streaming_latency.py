@@ -1,6 +1,6 @@
 """Streaming inference at batch 1: per-frame latency of the event-driven encoder against ``torch.nn.GRU``.
 
-Target: the event-driven v2 encoder (``snn_asr.event_driven``), fed one frame at a
+Target: the event-driven v2 encoder (``snn_asr.fastpaths.event_driven``), fed one frame at a
 time with its state carried, at least 3x faster per frame than a same-size GRU
 stepped frame by frame. Also reported: the GRU over the whole sequence in one call,
 the event-driven encoder given the whole sequence, and the dense spiking paths
@@ -31,7 +31,7 @@ import torch
 from common import SHORT_BY, base_parser, interleaved_medians, setup, spiking, table
 
 from snn_asr import SpikingRNN
-from snn_asr.event_driven import EventDrivenRNN
+from snn_asr.fastpaths.event_driven import EventDrivenRNN
 from snn_asr.ops import count_ops
 
 TARGET = 3.0

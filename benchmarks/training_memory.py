@@ -4,7 +4,7 @@ Target: the fused v2 encoder's peak no more than the LSTM's. Each model runs in 
 fresh subprocess; its peak is the process's peak resident memory (``ru_maxrss``)
 over ``--steps`` measured steps, minus its resident memory just before the first of
 them, after a small warm-up step that loads kernels and libraries (so those are not
-counted). Several steps, because buffers reused from step to step (``snn_asr.workspace``)
+counted). Several steps, because buffers reused from step to step (``snn_asr.primitives.workspace``)
 stay resident between steps: the peak of a steady run, not of a first step, is compared.
 
 Run::

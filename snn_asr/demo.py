@@ -21,9 +21,9 @@ import speechbrain.nnet.RNN as sb_rnn
 import torch
 from speechbrain.lobes.features import Fbank
 
-from .ops import count_ops, count_parameters
-from .plots import spike_raster
-from .spiking_rnn import SpikingRNN
+from snn_asr.encoders.spiking_rnn import SpikingRNN
+from snn_asr.ops import count_ops, count_parameters
+from snn_asr.recipes.plots import spike_raster
 
 SAMPLE_RATE = 16000
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     if args.audio:
-        from .dataio import load_audio
+        from snn_asr.dataio import load_audio
 
         wavs = load_audio(args.audio, SAMPLE_RATE).unsqueeze(0)
     else:

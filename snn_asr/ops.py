@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .neurons import GatedLIFNeuron, RecurrentGatedLIFNeuron, SpikingNeuron
-from .spiking_rnn import SpikingRNN, valid_frames  # noqa: F401  (SpikingRNN: doctests)
+from snn_asr.encoders.spiking_rnn import SpikingRNN, valid_frames  # noqa: F401  (SpikingRNN: doctests)
+from snn_asr.neurons import GatedLIFNeuron, RecurrentGatedLIFNeuron, SpikingNeuron
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9

@@ -138,7 +138,7 @@ def plan(args: argparse.Namespace, extra: list[str]) -> list[Step]:
         Step("train", run / f"wer_{TEST_SPLIT}_ngram.txt", train + extra),
         Step("export", model / "model.ckpt", [py, str(EXPORT_TOOL), str(run), str(model), "--overwrite"]),
         Step("transcribe", out / "held_out.json",
-             [py, "-m", "snn_asr.cli", "transcribe", str(model), audio, "--format", "json",
+             [py, "-m", "snn_asr.inference.cli", "transcribe", str(model), audio, "--format", "json",
               "--beam", str(args.beam), *lm]),
     ]  # fmt: skip
 
@@ -148,10 +148,10 @@ def shown(command: list[str]) -> str:
 
     Example
     -------
-    >>> shown([sys.executable, "-m", "snn_asr.cli", "transcribe", "my model"])
+    >>> shown([sys.executable, "-m", "snn_asr.inference.cli", "transcribe", "my model"])
     "snn-asr transcribe 'my model'"
     """
-    if command[1:3] == ["-m", "snn_asr.cli"]:
+    if command[1:3] == ["-m", "snn_asr.inference.cli"]:
         return shlex.join(["snn-asr", *command[3:]])
     return shlex.join(["python" if command[0] == sys.executable else command[0], *command[1:]])
 

@@ -5,7 +5,7 @@ from types import ModuleType
 
 import pytest
 
-from snn_asr.native import compiled_loops
+from snn_asr.fastpaths.native import compiled_loops
 
 
 def compiled_and_numba(module: ModuleType):

@@ -33,7 +33,7 @@ import librispeech_prepare as lp  # noqa: E402
 import timit_prepare as tp  # noqa: E402
 
 from snn_asr.dataio import AudioError, DataError, audio_info  # noqa: E402
-from snn_asr.recipe_cli import RecipeError, check_overrides, load_recipe, main_guard  # noqa: E402
+from snn_asr.recipes.cli import RecipeError, check_overrides, load_recipe, main_guard  # noqa: E402
 
 # one train, one dev and one core-test speaker
 TIMIT_SPEAKERS = (("TRAIN", "DR1", "FCJF0"), ("TEST", "DR1", "FAKS0"), ("TEST", "DR2", "MDAB0"))

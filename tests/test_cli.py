@@ -11,7 +11,7 @@ import pretrained_model
 import soundfile as sf
 from pretrained_model import needs_fsdd, training_files
 
-from snn_asr.cli import main
+from snn_asr.inference.cli import main
 
 pytestmark = needs_fsdd
 pretrained = pretrained_model.pretrained  # the session's trained model (fixture)

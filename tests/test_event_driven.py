@@ -1,13 +1,14 @@
-"""Event-driven streaming inference (snn_asr.event_driven) against the dense reference in eval mode."""
+"""Event-driven streaming inference (snn_asr.fastpaths.event_driven) against the dense reference (eval)."""
 
 import numpy as np
 import pytest
 import torch
 from loop_choice import compiled_and_numba
 
-from snn_asr import SpikingRNN, event_driven
-from snn_asr.event_driven import EventDrivenLayer, EventDrivenRNN
-from snn_asr.native import compiled_loops
+from snn_asr import SpikingRNN
+from snn_asr.fastpaths import event_driven
+from snn_asr.fastpaths.event_driven import EventDrivenLayer, EventDrivenRNN
+from snn_asr.fastpaths.native import compiled_loops
 from snn_asr.neurons import NEURONS, NeuronState
 
 kernel = compiled_and_numba(event_driven)  # which frame loop the event-driven layers run
@@ -105,7 +106,7 @@ def test_sparse_path_at_spike_rates(kind, rate):
     layer.current, layer.voltage, layer.spikes = (s[0].numpy().copy() for s in state)
     out = layer(x.numpy())
     with torch.no_grad():
-        dense, final = neuron.reference_forward(x[None], state)
+        dense, final = neuron(x[None], state)
     np.testing.assert_array_equal(out, dense[0].numpy())
     for got, want in zip((layer.current, layer.voltage, layer.spikes), final):
         np.testing.assert_allclose(got, want[0].numpy(), rtol=1e-12, atol=1e-12)

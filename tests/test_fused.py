@@ -1,6 +1,6 @@
-"""The fused recurrence (snn_asr.fused) against the reference loop: bit-identical forward, same gradients.
+"""The fused recurrence (snn_asr.fastpaths.fused) against the reference: bit-identical forward, same grads.
 
-Every test runs twice: with the compiled C++ time loops (snn_asr.native; skipped where they do
+Every test runs twice: with the compiled C++ time loops (snn_asr.fastpaths.native; skipped where they do
 not build) and with the numba loop that stands in for them.
 """
 
@@ -10,8 +10,10 @@ import pytest
 import torch
 from loop_choice import compiled_and_numba
 
-from snn_asr import SpikingRNN, fused
-from snn_asr.fused import fused_forward, supports
+from snn_asr import SpikingRNN, dispatch
+from snn_asr.dispatch import choose, run_layer
+from snn_asr.fastpaths import fused
+from snn_asr.fastpaths.fused import fused_forward, supports
 from snn_asr.neurons import NEURONS, NeuronState, RecurrentGatedLIFNeuron
 
 loops = compiled_and_numba(fused)  # which time loop the fused recurrence runs
@@ -34,14 +36,12 @@ def pair(kind, bits, threshold, train, dtype=torch.float32, dropout=0.3):
     with torch.no_grad():
         layer(torch.randn(4, 10, 5, dtype=dtype) * 2)
     layer.train(train)
-    reference = copy.deepcopy(layer)
-    reference.implementation = "reference"
-    return layer, reference
+    return layer, copy.deepcopy(layer)
 
 
-def run(layer, x, state, valid, seed=7):
+def run(layer, x, state, valid, seed=7, implementation="fused"):
     torch.manual_seed(seed)  # the same dropout mask for both
-    return layer(x, state, valid)
+    return run_layer(layer, x, state, valid, implementation)
 
 
 def loss(out, state, weights):
@@ -59,7 +59,7 @@ def test_forward_is_bit_identical(kind, bits, threshold, train, padded):
     state = NeuronState(*(torch.randn(3, 8) * 0.3 for _ in range(3)))
     valid = padding(3, 24) if padded else None
     out, final = run(layer, x, state, valid)
-    ref_out, ref_final = run(reference, x, state, valid)
+    ref_out, ref_final = run(reference, x, state, valid, implementation="reference")
     assert (out != 0).any() and (out == 0).any()
     assert torch.equal(out, ref_out)
     for a, b in zip(final, ref_final):
@@ -70,15 +70,15 @@ def test_forward_is_bit_identical(kind, bits, threshold, train, padded):
 
 @pytest.mark.parametrize("train", [True, False])
 def test_paper_size_v2_is_bit_identical(train):
-    """At 40 -> 550, batch 16, the products go through oneDNN with ``U`` packed once (:mod:`snn_asr.linear`)
+    """At 40 -> 550, batch 16, the products go through oneDNN with ``U`` packed once
+    (:mod:`snn_asr.primitives.linear`)
     while the reference passes ``U`` plain each frame: spikes and states must still agree bit for bit."""
     torch.manual_seed(11)
     layer = RecurrentGatedLIFNeuron(40, 550, dropout=0.1).train(train)
     reference = copy.deepcopy(layer)
-    reference.implementation = "reference"
     x, valid = torch.randn(16, 40, 40), padding(16, 40)
     out, final = run(layer, x, None, valid)
-    ref_out, ref_final = run(reference, x, None, valid)
+    ref_out, ref_final = run(reference, x, None, valid, implementation="reference")
     assert 0.05 < (out != 0).float().mean() < 0.95
     assert torch.equal(out, ref_out)
     for a, b in zip(final, ref_final):
@@ -97,8 +97,8 @@ def test_gradients_match_reference(kind, bits, threshold, train):
     valid = padding(3, 20)
     weights = torch.randn(3, 20, 8, dtype=torch.float64)
     grads = []
-    for module in (layer, reference):
-        out, final = run(module, x, NeuronState(*state), valid)
+    for module, implementation in ((layer, "fused"), (reference, "reference")):
+        out, final = run(module, x, NeuronState(*state), valid, implementation=implementation)
         inputs = [x, *state, *module.parameters()]
         grads.append(torch.autograd.grad(loss(out, final, weights), inputs, allow_unused=True))
     for (name, _), a, b in zip([("x", 0)] * 4 + list(layer.named_parameters()), *grads):
@@ -112,10 +112,11 @@ def test_straight_through_gradient_is_zero_outside_the_scale():
     torch.manual_seed(2)
     layer, reference = pair("lif", 6, 3, train=False, dtype=torch.float64, dropout=0.0)
     x = (torch.randn(2, 6, 5, dtype=torch.float64) * 50).requires_grad_()  # drives |V| past M
-    g, ref_g = (torch.autograd.grad(m(x)[0].sum(), x)[0] for m in (layer, reference))
+    pairs = ((layer, "fused"), (reference, "reference"))
+    g, ref_g = (torch.autograd.grad(run_layer(m, x, implementation=i)[0].sum(), x)[0] for m, i in pairs)
     torch.testing.assert_close(g, ref_g, rtol=1e-9, atol=1e-12)
     with torch.no_grad():
-        _, final = layer(x)
+        _, final = fused_forward(layer, x)
     assert (final.voltage.abs() > layer.quantizer.scale).any()
 
 
@@ -124,8 +125,8 @@ def test_float32_gradients_agree_to_rounding():
     layer, reference = pair("v2", 6, 3, train=True)
     x = (torch.randn(4, 30, 5) * 2).requires_grad_()
     grads = []
-    for module in (layer, reference):
-        out, _ = run(module, x, None, None)
+    for module, implementation in ((layer, "fused"), (reference, "reference")):
+        out, _ = run(module, x, None, None, implementation=implementation)
         grads.append(torch.autograd.grad(out.square().sum(), [x, module.u.weight]))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
@@ -137,7 +138,7 @@ def test_frames_with_no_valid_row_leave_the_scale_alone():
     x = torch.randn(1, 12, 5)
     valid = torch.arange(12)[None] < 7
     out, _ = run(layer, x, None, valid)
-    ref_out, _ = run(reference, x, None, valid)
+    ref_out, _ = run(reference, x, None, valid, implementation="reference")
     assert torch.equal(out, ref_out)
     assert torch.equal(layer.quantizer.steps, reference.quantizer.steps)
     assert torch.equal(layer.quantizer.ema, reference.quantizer.ema)
@@ -197,26 +198,32 @@ def test_spiking_rnn_bidirectional_padded_matches_reference(dtype):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol * scale)
 
 
-def test_dispatch():
+def test_dispatch(monkeypatch):
     layer = RecurrentGatedLIFNeuron(3, 4)
     x = torch.randn(2, 5, 3)
     assert supports(layer, x)
     assert not supports(layer, x.half())
+    assert choose(layer, x) == "fused" and choose(layer, x.half()) == "reference"
 
     class Custom(RecurrentGatedLIFNeuron):
         pass
 
     custom = Custom(3, 4)
     assert not supports(custom, x)
-    custom(x)  # "auto" falls back to the reference
-    custom.implementation = "fused"
+    assert choose(custom, x) == "reference"
+    run_layer(custom, x)  # "auto" falls back to the reference
     with pytest.raises(ValueError, match="no fused recurrence"):
-        custom(x)
+        run_layer(custom, x, implementation="fused")
     with pytest.raises(ValueError, match="implementation must be one of"):
         SpikingRNN(4, input_size=3, implementation="fast")
     rnn = SpikingRNN(4, input_size=3, num_layers=2)
+    calls = []
+    monkeypatch.setattr(dispatch, "fused_forward", lambda *a: calls.append(a) or fused_forward(*a))
+    rnn(x)
+    assert len(calls) == 2  # "auto": both layers fused
     rnn.implementation = "reference"
-    assert all(layer.implementation == "reference" for layer in rnn.layers)
+    rnn(x)
+    assert rnn.implementation == "reference" and len(calls) == 2  # no layer ran fused
 
 
 def test_no_grad_inference_matches():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -16,14 +17,23 @@ from pretrained_model import FSDD, REPO, needs_fsdd, training_files
 from speechbrain.inference.ASR import EncoderASR
 
 from snn_asr.dataio import load_audio
-from snn_asr.inference import MIN_CHUNK_FRAMES, ModelError, SpikingASR
-from snn_asr.ngram import arpa_from_manifest
+from snn_asr.inference.asr import MIN_CHUNK_FRAMES, ModelError, SpikingASR
+from snn_asr.recipes.ngram import arpa_from_manifest
 
 sys.path.insert(0, str(REPO / "tools"))
 import export_model  # noqa: E402
 
 pytestmark = needs_fsdd
 pretrained = pretrained_model.pretrained  # the session's trained model (fixture)
+
+
+ABSOLUTE_PATH = re.compile(r"(^|[\s:'\"])/[A-Za-z]")
+
+
+@pytest.mark.parametrize("folder", sorted((REPO / "pretrained").iterdir()), ids=lambda p: p.name)
+def test_bundled_model_records_no_absolute_path(folder):
+    text = (folder / "hyperparams.yaml").read_text()
+    assert not ABSOLUTE_PATH.search(text), ABSOLUTE_PATH.search(text).string.splitlines()[0]
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +54,8 @@ def test_export_folder_and_model_card(pretrained):
     wer = (run / "wer_test-clean.txt").read_text().split()[1]
     assert f"| test-clean | {float(wer):.2f} |" in card and "snn_asr.SpikingRNN (v2)" in card
     assert "24 training utterances" in card and "vs same-size GRU" in card
+    text = (model / "hyperparams.yaml").read_text()
+    assert str(run.parent) not in text and not ABSOLUTE_PATH.search(text)  # no folder of this machine
     with pytest.raises(SystemExit, match="exists and is not empty"):
         export_model.main([str(run), str(model)])
     with pytest.raises(SystemExit, match="not a recipe output folder"):

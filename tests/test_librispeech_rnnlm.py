@@ -11,7 +11,7 @@ import pytest
 import sentencepiece
 import torch
 
-from snn_asr.lm import load_rnnlm, rnnlm_rescorer
+from snn_asr.recipes.rnnlm import load_rnnlm, rnnlm_rescorer
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "LibriSpeech"

@@ -1,12 +1,12 @@
-"""snn_asr.linear: oneDNN's GEMM for the spiking layers, against torch's own linear."""
+"""snn_asr.primitives.linear: oneDNN's GEMM for the spiking layers, against torch's own linear."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from snn_asr import linear as linear_module
-from snn_asr.linear import ONEDNN_MIN_MACS, PACK_MIN_USES, linear, matmul_nt, pack, uses_onednn
-from snn_asr.workspace import Workspace
+from snn_asr.primitives import linear as linear_module
+from snn_asr.primitives.linear import ONEDNN_MIN_MACS, PACK_MIN_USES, linear, matmul_nt, pack, uses_onednn
+from snn_asr.primitives.workspace import Workspace
 
 needs_onednn = pytest.mark.skipif(
     linear_module._ONEDNN is None, reason="this torch build has no oneDNN linear"

@@ -1,8 +1,8 @@
-"""snn_asr.native: the compiled time loops, and the numba fallback where they cannot be built."""
+"""snn_asr.fastpaths.native: the compiled time loops, and the numba fallback where they cannot be built."""
 
 import pytest
 
-from snn_asr import native
+from snn_asr.fastpaths import native
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from snn_asr.ngram import BOS, EOS, UNK, estimate, write_arpa
+from snn_asr.recipes.ngram import BOS, EOS, UNK, estimate, write_arpa
 
 WORDS = "one two three four five six seven eight nine zero oh".split()
 

@@ -1,9 +1,9 @@
-"""snn_asr.normalization: batch norm over valid frames, against torch's ``BatchNorm1d``."""
+"""snn_asr.neurons.normalization: batch norm over valid frames, against torch's ``BatchNorm1d``."""
 
 import pytest
 import torch
 
-from snn_asr.normalization import MaskedBatchNorm
+from snn_asr.neurons.normalization import MaskedBatchNorm
 
 
 def _stock(bn: MaskedBatchNorm, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

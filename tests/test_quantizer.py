@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from snn_asr.quantizer import SpikeQuantizer, quantize, spike
+from snn_asr.neurons.quantizer import SpikeQuantizer, quantize, spike
 
 
 def test_levels_are_integers_over_scale_and_clipped():

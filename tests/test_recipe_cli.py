@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snn_asr.recipe_cli import RecipeError, load_recipe, main_guard, resolve_hparams
+from snn_asr.recipes.cli import RecipeError, load_recipe, main_guard, resolve_hparams
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMIT = ROOT / "recipes" / "TIMIT"

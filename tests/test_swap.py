@@ -26,8 +26,8 @@ from speechbrain.decoders.ctc import ctc_greedy_decode
 from speechbrain.utils.callchains import lengths_arg_name
 
 from snn_asr import SpikingRNN
+from snn_asr.encoders.pipelines import SpikingTransformerASR, SpikingTransformerEncoder, rnn_matrix_parameters
 from snn_asr.ops import count_ops, count_parameters
-from snn_asr.pipelines import SpikingTransformerASR, SpikingTransformerEncoder, rnn_matrix_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -39,7 +39,7 @@ _spec.loader.exec_module(convert)
 
 OPTIONS = convert.Options(neuron="v2", bits=4, threshold=2)
 TRANSFORMER_LINE = "Transformer: !new:speechbrain.lobes.models.transformer.TransformerASR.TransformerASR\n"
-SPIKING_TRANSFORMER_LINE = "Transformer: !new:snn_asr.pipelines.SpikingTransformerASR\n"
+SPIKING_TRANSFORMER_LINE = "Transformer: !new:snn_asr.encoders.pipelines.SpikingTransformerASR\n"
 
 
 # --------------------------------------------------------------------------- data and brains
@@ -327,7 +327,7 @@ def test_after_cnn_front_end(tmp_path):
 
 
 def test_spiking_encoder_wrapper_after_cnn_front_end(tmp_path):
-    """``snn_asr.pipelines.SpikingEncoder`` (front end + spiking stack + projection) for the same stack."""
+    """``snn_asr.encoders.pipelines.SpikingEncoder`` (front end + spiking stack + projection), same stack."""
     predicted = swap_change("GRU", CNN_OUT, 8, 2)
     check_pipeline(
         (FIXTURES / "cnn_rnn_ctc.yaml").read_text(),

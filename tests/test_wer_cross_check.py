@@ -1,9 +1,10 @@
-"""SpeechBrain's error rate against jiwer's on the same hypotheses (``snn_asr.asr_brain.cross_check_wer``)."""
+"""SpeechBrain's error rate against jiwer's on the same hypotheses
+(``snn_asr.recipes.brain.cross_check_wer``)."""
 
 import pytest
 from speechbrain.utils.metric_stats import ErrorRateStats
 
-from snn_asr.asr_brain import WERMismatchError, cross_check_wer
+from snn_asr.recipes.brain import WERMismatchError, cross_check_wer
 
 
 def stats(pairs):

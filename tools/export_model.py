@@ -39,7 +39,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # snn_asr without installing
 from snn_asr.dataio import DataError, read_manifest  # noqa: E402
-from snn_asr.inference import LM_FILE  # noqa: E402
+from snn_asr.inference.asr import LM_FILE  # noqa: E402
 
 PARTS = ("compute_features", "normalize", "encoder", "ctc_lin", "log_softmax")
 SCALARS = {"sample_rate": 16000, "blank_index": 0, "lm_weight": 0.5, "lm_bonus": 1.0}
@@ -235,6 +235,22 @@ def type_of(hparams: dict) -> str:
     return encoder.tag.value.removeprefix("!new:") + (f" ({neuron})" if neuron else "")
 
 
+def portable_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it, else its last two parts: no machine's folders.
+
+    Example
+    -------
+    >>> portable_path(REPO / "results" / "run")
+    'results/run'
+    >>> portable_path(Path("/home/someone/experiments/run7"))
+    'experiments/run7'
+    """
+    path = path.resolve()
+    if path.is_relative_to(REPO):
+        return path.relative_to(REPO).as_posix()
+    return Path(*path.parts[-2:]).as_posix()
+
+
 def export(run: Path, model_dir: Path, overwrite: bool = False) -> Path:
     """Writes the model folder of recipe run ``run`` to ``model_dir`` (see the module docstring)."""
     hparams_file, save = run / "hyperparams.yaml", run / "save"
@@ -249,7 +265,7 @@ def export(run: Path, model_dir: Path, overwrite: bool = False) -> Path:
     tokenizer_file, tokenizer_yaml, tokenizer_desc = find_tokenizer(save, hparams)
     lm = find_lm(save, hparams)
     header = (
-        f"# snn-asr pretrained model, inference only: exported from {run.resolve()}\n"
+        f"# snn-asr pretrained model, inference only: exported from {portable_path(run)}\n"
         f"# (checkpoint {ckpt.path.name}) by tools/export_model.py. Load with\n"
         "# snn_asr.inference.SpikingASR or speechbrain.inference.ASR.EncoderASR.\n\n"
     )

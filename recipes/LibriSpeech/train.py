@@ -36,10 +36,10 @@ import speechbrain as sb
 import torch
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
-from snn_asr.asr_brain import ASRBrain, bos_eos_tokens, ctc_beam_searcher
-from snn_asr.lm import load_rnnlm, rnnlm_rescorer, with_rnnlm
-from snn_asr.ngram import arpa_from_manifest
-from snn_asr.recipe_cli import main_guard, start_experiment
+from snn_asr.recipes.brain import ASRBrain, bos_eos_tokens, ctc_beam_searcher
+from snn_asr.recipes.cli import main_guard, start_experiment
+from snn_asr.recipes.ngram import arpa_from_manifest
+from snn_asr.recipes.rnnlm import load_rnnlm, rnnlm_rescorer, with_rnnlm
 
 RECIPE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(RECIPE_DIR))

@@ -4,7 +4,7 @@
 The transcripts are tokenized with an ASR model's sentencepiece tokenizer (``--tokenizer_file``),
 so the LM scores that model's tokens; ``train.py --rnnlm_folder <this output_folder>`` then
 decodes the test splits once more with it (``wer_<split>_rnnlm.txt``). Trains with
-:class:`snn_asr.lm.LMBrain` (NLL of the next token, learning rate halved on dev plateaus),
+:class:`snn_asr.recipes.rnnlm.LMBrain` (NLL of the next token, learning rate halved on dev plateaus),
 keeps the checkpoints of lowest dev loss, resumes from the last one, and logs dev perplexity.
 A copy of the tokenizer goes to ``<output_folder>/save/tokenizer.model``, with the LM.
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import sentencepiece
 import speechbrain as sb
 
-from snn_asr.asr_brain import bos_eos_tokens
-from snn_asr.lm import LMBrain
-from snn_asr.recipe_cli import main_guard, start_experiment
+from snn_asr.recipes.brain import bos_eos_tokens
+from snn_asr.recipes.cli import main_guard, start_experiment
+from snn_asr.recipes.rnnlm import LMBrain
 
 RECIPE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(RECIPE_DIR))

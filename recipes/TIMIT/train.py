@@ -27,9 +27,9 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 
-from snn_asr.asr_brain import ASRBrain, bos_eos_tokens, ctc_beam_searcher
-from snn_asr.ngram import arpa_from_manifest
-from snn_asr.recipe_cli import main_guard, start_experiment
+from snn_asr.recipes.brain import ASRBrain, bos_eos_tokens, ctc_beam_searcher
+from snn_asr.recipes.cli import main_guard, start_experiment
+from snn_asr.recipes.ngram import arpa_from_manifest
 
 RECIPE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(RECIPE_DIR))

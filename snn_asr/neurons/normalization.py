@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .workspace import PASSING, workspace_of
+from snn_asr.primitives.workspace import PASSING, workspace_of
 
 
 class _BatchStatsNorm(torch.autograd.Function):
@@ -14,7 +14,7 @@ class _BatchStatsNorm(torch.autograd.Function):
     Why by hand: ``nn.BatchNorm1d`` allocates its output afresh on every call, and at the
     paper's size (16 x 500 frames x 1100 features) first-touching those 35 MB costs 9 ms of
     page faults, twice the kernel's own time. Here the same kernel (``native_batch_norm.out``,
-    bit-identical to ``F.batch_norm``) writes into a reused buffer (:mod:`snn_asr.workspace`),
+    bit-identical to ``F.batch_norm``) writes into a reused buffer (:mod:`snn_asr.primitives.workspace`),
     as do the gathers of the masked case. The backward pass is torch's
     ``native_batch_norm_backward`` (its ``.out`` variant only adds a copy). ``index`` holds
     the flat (batch x time) indices of the valid frames, or is ``None``.

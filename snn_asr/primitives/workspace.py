@@ -6,8 +6,8 @@ large back to the kernel on ``free``. A training step at the paper's size makes 
 tens of thousands of page faults per step, each a trap and a zeroed 4 KiB page (a fresh
 35 MB output costs about 9 ms more than a reused one). :class:`Workspace` keeps a
 module's large buffers and hands them out again once nothing holds them any more; the
-fused recurrence (:mod:`snn_asr.fused`) keeps what it saves for its backward pass, its
-spikes there, :func:`snn_asr.linear.linear` its output; what passes from layer to layer
+fused recurrence (:mod:`snn_asr.fastpaths.fused`) keeps what it saves for its backward pass, its
+spikes there, :func:`snn_asr.primitives.linear.linear` its output; what passes from layer to layer
 (the drive, ``dL/d drive``, ``dL/d spikes``) goes through the shared :data:`PASSING`.
 New buffers are marked for transparent huge pages, which Linux then maps 2 MiB at a time.
 """

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .neurons import IMPLEMENTATIONS, NEURONS, NeuronState
-from .quantizer import SpikeQuantizer
+from snn_asr.dispatch import check_implementation, run_layer
+from snn_asr.neurons import NEURONS, NeuronState, SpikeQuantizer
 
 
 def valid_frames(lengths: torch.Tensor | None, batch: int, time: int, device) -> torch.Tensor | None:
@@ -62,14 +62,14 @@ class SpikingRNN(nn.Module):
     neuron : str
         ``"v2"`` (gated + recurrent, default), ``"v1"`` (gated) or ``"lif"``.
     bits : int
-        Spike resolution; ``bits=1`` gives binary spikes (see :mod:`snn_asr.quantizer`).
+        Spike resolution; ``bits=1`` gives binary spikes (see :mod:`snn_asr.neurons.quantizer`).
     threshold : int
         Quantization levels that do not fire.
     input_quant_bits : int, optional
         Quantize the input features to this many bits (threshold 0), as in the paper.
     implementation : str
-        The layers' recurrence: ``"auto"`` (fused where it applies, see
-        :mod:`snn_asr.fused`), ``"fused"`` or ``"reference"``; settable later.
+        The layers' recurrence: ``"auto"`` (fused where it applies), ``"fused"`` or
+        ``"reference"``; settable later. :mod:`snn_asr.dispatch` makes the choice.
 
     Example
     -------
@@ -131,16 +131,12 @@ class SpikingRNN(nn.Module):
 
     @property
     def implementation(self) -> str:
-        """Which recurrence the layers run (see :attr:`SpikingNeuron.implementation`)."""
+        """Which recurrence the layers run: one of :data:`snn_asr.dispatch.IMPLEMENTATIONS`."""
         return self._implementation
 
     @implementation.setter
     def implementation(self, value: str) -> None:
-        if value not in IMPLEMENTATIONS:
-            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {value!r}")
-        self._implementation = value
-        for layer in self.layers:
-            layer.implementation = value
+        self._implementation = check_implementation(value)
 
     @property
     def layers(self) -> list[nn.Module]:
@@ -187,7 +183,8 @@ class SpikingRNN(nn.Module):
             h = x if direction == 0 else reverse_valid(x, valid)
             for layer in stack:
                 state = states[len(finals)]
-                h, final = layer(h, None if state is None else NeuronState(*state.unbind(0)), valid)
+                state = None if state is None else NeuronState(*state.unbind(0))
+                h, final = run_layer(layer, h, state, valid, self._implementation)
                 finals.append(torch.stack(final))
             outputs.append(h if direction == 0 else reverse_valid(h, valid))
         output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)  # cat of one would copy

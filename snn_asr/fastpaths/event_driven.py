@@ -1,4 +1,4 @@
-"""Event-driven streaming inference of a trained :class:`~snn_asr.spiking_rnn.SpikingRNN`, batch 1.
+"""Event-driven streaming inference of a trained :class:`~snn_asr.SpikingRNN`, batch 1.
 
 In eval mode batch norm is an affine map, so it folds into the input weights:
 ``BN(W x + b) = W' x + b'``. A frame then costs, per layer, one row of ``W'^T``
@@ -7,10 +7,11 @@ gathered and accumulated: work follows the spike count, not the layer size (``v2
 ``U`` sees spikes in units of the frozen scale ``M``, so ``1/M`` is folded into ``U`` too).
 The rows hold each neuron's gates side by side (columns ``h * gates + g``). The gates and
 the spike function follow the reference equations of :mod:`snn_asr.neurons` (the
-quantizer's float ops are shared with :mod:`snn_asr.fused`).
+quantizer's float ops are shared with :mod:`snn_asr.fastpaths.fused`). Whether a model runs
+here is decided in :mod:`snn_asr.dispatch`.
 
 The frame loop runs compiled (``csrc/event_driven.cpp``, built with the fused recurrence's
-loops by :mod:`snn_asr.native`), each frame's neurons split over torch's threads: reading
+loops by :mod:`snn_asr.fastpaths.native`), each frame's neurons split over torch's threads: reading
 the rows is the cost, and one core's cache bandwidth does not serve them fast. Where the
 C++ loops are not built, the ``numba`` kernel :func:`_run_layer` runs, bit for bit the same
 (``tests/test_event_driven.py`` runs both).
@@ -29,11 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fused import _ONE, _SCALE, _ZERO, KINDS, LIF, V2, _constants, _quantize
-from .native import compiled_loops
-from .neurons import SpikingNeuron
-from .quantizer import SpikeQuantizer
-from .spiking_rnn import SpikingRNN
+from snn_asr.fastpaths.fused import _ONE, _SCALE, _ZERO, KINDS, LIF, V2, _constants, _quantize
+from snn_asr.fastpaths.native import compiled_loops
+from snn_asr.neurons import SpikingNeuron
+from snn_asr.neurons.quantizer import SpikeQuantizer
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -158,6 +158,25 @@ def _fold(neuron: SpikingNeuron) -> tuple[torch.Tensor, torch.Tensor]:
     return w * gain[:, None], bias * gain + shift
 
 
+def event_driven_supports(rnn: nn.Module) -> bool:
+    """Whether ``rnn`` streams event-driven: a one-direction, eval-mode CPU ``SpikingRNN`` of stock neurons.
+
+    Example
+    -------
+    >>> from snn_asr import SpikingRNN
+    >>> event_driven_supports(SpikingRNN(8, input_size=5).eval())
+    True
+    """
+    stacks = getattr(rnn, "stacks", None)  # a SpikingRNN (not imported: the encoders build on this package)
+    return (
+        stacks is not None
+        and hasattr(rnn, "input_quantizer")
+        and not rnn.bidirectional
+        and not rnn.training
+        and all(type(layer) in KINDS and layer.w.weight.device.type == "cpu" for layer in stacks[0])
+    )
+
+
 class EventDrivenRNN:
     """Streaming, event-driven inference of a unidirectional :class:`SpikingRNN` for one utterance.
 
@@ -172,6 +191,7 @@ class EventDrivenRNN:
 
     Example
     -------
+    >>> from snn_asr import SpikingRNN
     >>> rnn = SpikingRNN(8, input_size=5, num_layers=2).eval()
     >>> stream = EventDrivenRNN(rnn)
     >>> x = torch.randn(6, 5)
@@ -183,7 +203,7 @@ class EventDrivenRNN:
     True
     """
 
-    def __init__(self, rnn: SpikingRNN):
+    def __init__(self, rnn: nn.Module):
         if rnn.bidirectional:
             raise ValueError("a bidirectional encoder needs the whole sequence: no streaming")
         if rnn.training:
@@ -193,22 +213,6 @@ class EventDrivenRNN:
         self.input_bits = quantizer.bits if quantizer is not None else 0
         if quantizer is not None:
             self.input_p = _constants(quantizer, train=False, dtype=quantizer.ema.dtype)
-
-    @staticmethod
-    def supports(rnn: nn.Module) -> bool:
-        """Whether ``rnn`` can stream event-driven: a unidirectional, eval-mode CPU ``SpikingRNN``.
-
-        Example
-        -------
-        >>> EventDrivenRNN.supports(SpikingRNN(8, input_size=5).eval())
-        True
-        """
-        return (
-            isinstance(rnn, SpikingRNN)
-            and not rnn.bidirectional
-            and not rnn.training
-            and all(type(layer) in KINDS and layer.w.weight.device.type == "cpu" for layer in rnn.stacks[0])
-        )
 
     def reset(self) -> None:
         """Starts a new utterance: zero state everywhere."""

@@ -30,9 +30,9 @@ import speechbrain as sb
 import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
-from .neurons import SpikingNeuron
-from .ops import OpsReport, count_ops
-from .plots import spike_raster, spike_rate_histogram, training_curves
+from snn_asr.neurons import SpikingNeuron
+from snn_asr.ops import OpsReport, count_ops
+from snn_asr.recipes.plots import spike_raster, spike_rate_histogram, training_curves
 
 
 class WERMismatchError(RuntimeError):
@@ -149,7 +149,7 @@ class ASRBrain(sb.Brain):
         """DDP wrapping without SpeechBrain's SyncBatchNorm conversion.
 
         ``Brain`` converts every batch norm to ``SyncBatchNorm`` under ``torchrun``, which
-        fails on CPU (gloo) and would replace :class:`~snn_asr.normalization.MaskedBatchNorm`
+        fails on CPU (gloo) and would replace :class:`~snn_asr.neurons.normalization.MaskedBatchNorm`
         (which keeps padding out of the statistics) with an unmasked one. Each process
         therefore keeps its own batch-norm statistics; gradients are still all-reduced.
         """

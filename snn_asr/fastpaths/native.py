@@ -1,13 +1,13 @@
 """The compiled loops: the fused recurrence's (``csrc/recurrence.cpp``) and the event-driven layer's
 (``csrc/event_driven.cpp``), built on first use.
 
-Why C++: per frame, the Python loop of :mod:`snn_asr.fused` dispatches a few torch ops and
+Why C++: per frame, the Python loop of :mod:`snn_asr.fastpaths.fused` dispatches a few torch ops and
 a numba kernel (about 15 us of overhead), and the kernels, bound by memory traffic, run on
 one core while the other waits. The compiled loop calls the same torch ops from C++ and
 splits each frame's kernel over batch rows with ``at::parallel_for``, torch's own OpenMP
 pool (numba's parallel layers would start a second pool, or reset torch's thread count).
 
-The event-driven layer (:mod:`snn_asr.event_driven`) splits each frame's neurons over the same
+The event-driven layer (:mod:`snn_asr.fastpaths.event_driven`) splits each frame's neurons over the same
 pool: its cost is reading weight rows, and one core's cache bandwidth does not serve them fast.
 
 The sources are built with ``torch.utils.cpp_extension.load`` (a C++ compiler and ``ninja``;

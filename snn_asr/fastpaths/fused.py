@@ -1,18 +1,18 @@
 """Fused recurrence of the spiking neurons with a hand-written backward pass (BPTT).
 
-The reference loop (:meth:`snn_asr.neurons.SpikingNeuron.reference_forward`) spends
+The reference loop (:meth:`SpikingNeuron.forward <snn_asr.neurons.base.SpikingNeuron.forward>`) spends
 some thirty small tensor ops per frame, each recorded by autograd. Here one
 :class:`torch.autograd.Function` runs a layer over the whole sequence: per frame, one
 kernel computes the synaptic current, the membrane, the running-scale update
 (training), the spike function and the padding merge in one pass over
 (batch, hidden); ``v2`` adds the matmul ``U (Y[n-1]/M)`` (oneDNN, ``U`` packed once
-per sequence: :mod:`snn_asr.linear`); sigmoids stay torch ops, so they round as in the
+per sequence: :mod:`snn_asr.primitives.linear`); sigmoids stay torch ops, so they round as in the
 reference. The backward pass runs the recurrence in reverse, one kernel (and for ``v2``
 one matmul) per frame, then gets ``dU`` from one matmul per sequence. What a layer saves
 for its backward pass lives in (time, batch, hidden) buffers that are reused from one
-training step to the next (:mod:`snn_asr.workspace`).
+training step to the next (:mod:`snn_asr.primitives.workspace`).
 
-The time loops run compiled (:mod:`snn_asr.native`: the per-frame torch ops called from
+The time loops run compiled (:mod:`snn_asr.fastpaths.native`: the per-frame torch ops called from
 C++, the kernels split over batch rows on torch's threads); where no compiler built them,
 the same loops run here in Python with the ``numba`` kernels below. The two agree bit for bit.
 
@@ -28,11 +28,11 @@ import numba
 import numpy as np
 import torch
 
-from .linear import matmul_nt, pack, uses_onednn
-from .native import compiled_loops
-from .neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
-from .quantizer import EPS_MARGIN, SpikeQuantizer
-from .workspace import PASSING, empty_huge, workspace_of
+from snn_asr.fastpaths.native import compiled_loops
+from snn_asr.neurons import GatedLIFNeuron, LIFNeuron, NeuronState, RecurrentGatedLIFNeuron, SpikingNeuron
+from snn_asr.neurons.quantizer import EPS_MARGIN, SpikeQuantizer
+from snn_asr.primitives.linear import matmul_nt, pack, uses_onednn
+from snn_asr.primitives.workspace import PASSING, empty_huge, workspace_of
 
 LIF, V1, V2 = 0, 1, 2
 KINDS = {LIFNeuron: LIF, GatedLIFNeuron: V1, RecurrentGatedLIFNeuron: V2}
@@ -42,7 +42,7 @@ _MOMENTUM, _REST, _LEVELS, _THRESHOLD, _SCALE, _MIN_SCALE, _ZERO, _ONE, _TWO = r
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _quantize(v, scale, bits, p, out):
-    """:func:`snn_asr.quantizer.quantize` of the 1-D ``v`` into ``out``, same float ops in the same order."""
+    """:func:`~snn_asr.neurons.quantizer.quantize` of the 1-D ``v`` into ``out``, same float ops in order."""
     zero = p[_ZERO]  # constants in locals: read from ``p`` inside the loop, they would block vectorizing
     if bits == 1:
         theta = scale / p[_TWO]
@@ -280,7 +280,7 @@ def _numba_forward(
     kind, train, bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels,
     levels_all, leak, mask, valid, i0, current, v, y, out, f_all, c_all, st, keep_all,
 ):  # fmt: skip
-    """The forward time loop in Python (torch ops, numba kernels): the fallback for :mod:`snn_asr.native`."""
+    """The forward time loop in Python (torch ops, numba kernels): the compiled loops' fallback."""
     hidden, time = i0.shape[1], drive.shape[1]
     frames = drive.unbind(1)
     gates_now, gates_f = gates[:, 0], gates[:, 0, :hidden]
@@ -304,7 +304,7 @@ def _numba_backward(
     kind, p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current, f_all, c_all, st,
     gdrive, gframe, ut, scales,
 ):  # fmt: skip
-    """The backward time loop in Python: the fallback for :mod:`snn_asr.native`."""
+    """The backward time loop in Python: the fallback for :mod:`snn_asr.fastpaths.native`."""
     args = [_np(t) for t in (p, gout, rec, gi, gv, gy, leak, gleak, mask, valid, i0, current)]
     args += [_np(t) for t in (f_all, c_all, st, gdrive, gframe)]
     for n in reversed(range(current.shape[0])):
@@ -361,7 +361,7 @@ def fused_forward(
     -------
     >>> layer = RecurrentGatedLIFNeuron(4, 3).eval()
     >>> x = torch.randn(2, 5, 4)
-    >>> torch.equal(fused_forward(layer, x)[0], layer.reference_forward(x)[0])
+    >>> torch.equal(fused_forward(layer, x)[0], layer(x)[0])
     True
     """
     if not supports(layer, x):

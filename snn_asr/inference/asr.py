@@ -34,9 +34,9 @@ from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.inference.ASR import EncoderASR
 from torch import nn
 
-from .dataio import DataError, load_audio
-from .event_driven import EventDrivenRNN
-from .ops import OpsReport, count_ops
+from snn_asr.dataio import DataError, load_audio
+from snn_asr.dispatch import event_driven_stream
+from snn_asr.ops import OpsReport, count_ops
 
 __all__ = ["LM_FILE", "MIN_CHUNK_FRAMES", "ModelError", "Segment", "SpikingASR", "Transcript", "chunk_bounds"]
 
@@ -151,7 +151,7 @@ class SpikingASR(EncoderASR):
     """
 
     event_driven = False
-    """Run a spiking encoder through :class:`~snn_asr.event_driven.EventDrivenRNN` where it applies
+    """Run a spiking encoder through :class:`~snn_asr.fastpaths.event_driven.EventDrivenRNN` where it applies
     (one file at a time on CPU, without ``report``): work follows the spike count. Its sums run in
     another order than the dense path's, so a spike can differ by one quantum (see that module),
     and a quantized recurrent network can carry such a difference on: on the bundled digits model
@@ -385,8 +385,8 @@ class SpikingASR(EncoderASR):
         >>> bool((whole.argmax(-1) == parts.argmax(-1)).all())  # doctest: +SKIP
         True
         """
-        if self.event_driven and not report and EventDrivenRNN.supports(self.parts.enc):
-            stream = EventDrivenRNN(self.parts.enc)
+        stream = event_driven_stream(self.parts.enc) if self.event_driven and not report else None
+        if stream is not None:
             encoder = lambda feats: stream(feats[0])[None]  # noqa: E731
         else:
             encoder = _Stateful(self.parts.enc)

@@ -12,7 +12,7 @@ TorchInductor emits. Weight gradients stay on ``torch.mm``: for the transposed
 both operands transposed in memory first).
 
 For ``U Y`` the reference loop (:mod:`snn_asr.neurons`) calls :func:`linear` and the fused
-recurrence (:mod:`snn_asr.fused`) :func:`matmul_nt`; both end in the same oneDNN call for
+recurrence (:mod:`snn_asr.fastpaths.fused`) :func:`matmul_nt`; both end in the same oneDNN call for
 the same shapes, so they stay bit-identical.
 """
 
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .workspace import PASSING, Workspace
+from snn_asr.primitives.workspace import PASSING, Workspace
 
 
 def _onednn_linear():
@@ -174,9 +174,9 @@ def linear(
 ) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` with gradients: (..., in) -> (..., out), on oneDNN where it applies.
 
-    With a ``workspace`` (:mod:`snn_asr.workspace`), the output of a training step goes into
+    With a ``workspace`` (:mod:`snn_asr.primitives.workspace`), the output of a training step goes into
     a buffer of it reused from one step to the next, and the input gradient into one of
-    :data:`~snn_asr.workspace.PASSING`.
+    :data:`~snn_asr.primitives.workspace.PASSING`.
 
     Example
     -------

@@ -31,7 +31,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from .dataio import DataError, read_text_lines
+from snn_asr.dataio import DataError, read_text_lines
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".mp3", ".opus", ".aiff", ".aif"}
 
@@ -118,7 +118,7 @@ def report_line(path: str, transcript) -> str:
 
 def transcribe(args: argparse.Namespace, out: TextIO) -> int:
     """Runs ``snn-asr transcribe``; returns the exit status."""
-    from .inference import SpikingASR  # deferred: speechbrain is slow to import
+    from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
 
     asr = SpikingASR.from_hparams(source=args.model_dir, run_opts={"device": args.device})
     asr.event_driven = args.event_driven

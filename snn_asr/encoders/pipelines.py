@@ -30,7 +30,7 @@ from speechbrain.nnet.containers import LengthsCapableSequential
 from speechbrain.nnet.linear import Linear
 from torch import nn
 
-from .spiking_rnn import SpikingRNN
+from snn_asr.encoders.spiking_rnn import SpikingRNN
 
 SPIKING_GATES = {"v2": 2, "v1": 2, "lif": 1}
 STOCK_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1, "LiGRU": 2, "SLiGRU": 2, "QuasiRNN": 3}
@@ -260,7 +260,7 @@ class SpikingTransformerASR(TransformerASR):
 
     Takes every ``TransformerASR`` argument, so a recipe swaps encoders by changing
     ``!new:speechbrain.lobes.models.transformer.TransformerASR.TransformerASR`` to
-    ``!new:snn_asr.pipelines.SpikingTransformerASR``. ``encode``, ``forward``,
+    ``!new:snn_asr.encoders.pipelines.SpikingTransformerASR``. ``encode``, ``forward``,
     ``decode`` and SpeechBrain's ``S2STransformerGreedySearcher``/``BeamSearcher``
     work as before. Encoder-only arguments (``num_encoder_layers``,
     ``encoder_module``, ``kernel_size``, ...) only set defaults for the spiking stack

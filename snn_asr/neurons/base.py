@@ -1,0 +1,177 @@
+"""The neuron base class: input projection, batch norm, membrane, spike, and the reference time loop.
+
+Subclasses (:mod:`~snn_asr.neurons.lif`, :mod:`~snn_asr.neurons.gated`,
+:mod:`~snn_asr.neurons.recurrent`) give the synaptic current; the equations are listed in
+:mod:`snn_asr.neurons`. :meth:`SpikingNeuron.forward` is the reference: one
+:meth:`SpikingNeuron.step` per frame. Which implementation a :class:`~snn_asr.SpikingRNN`
+runs (this loop or a fast path) is chosen in :mod:`snn_asr.dispatch`, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from snn_asr.neurons.normalization import MaskedBatchNorm
+from snn_asr.neurons.quantizer import SpikeQuantizer
+from snn_asr.primitives.linear import linear
+from snn_asr.primitives.workspace import workspace_of
+
+
+class NeuronState(NamedTuple):
+    """Synaptic current ``I``, membrane potential ``V`` and last spike ``Y``, each (batch, hidden)."""
+
+    current: torch.Tensor
+    voltage: torch.Tensor
+    spikes: torch.Tensor
+
+
+Recurrence = Callable[..., tuple[torch.Tensor, NeuronState]]
+"""A fast path's layer function, ``(layer, x, state, valid) -> (spikes, state)``."""
+
+
+class SpikingNeuron(nn.Module):
+    """Base class: input projection, batch norm, membrane and spike function.
+
+    Subclasses set ``gates`` (the number of input projections) and implement
+    :meth:`synaptic_current`.
+
+    Arguments
+    ---------
+    input_size : int
+        Features of the input ``X``.
+    hidden_size : int
+        Neurons in the layer.
+    bits, threshold : int
+        Spike resolution and firing threshold (see :class:`SpikeQuantizer`).
+    dropout : float
+        Probability of dropping a neuron's current for a whole sequence.
+    bias : bool
+        Whether ``W`` has a bias (batch norm follows, so it is usually redundant).
+    """
+
+    gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bits: int = 6,
+        threshold: int = 3,
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.dropout = dropout
+        self.w = nn.Linear(input_size, self.gates * hidden_size, bias=bias)
+        self.norm = MaskedBatchNorm(self.gates * hidden_size)
+        self.quantizer = SpikeQuantizer(bits, threshold)
+        self.build_recurrence()
+        self.reset_parameters()
+
+    def build_recurrence(self) -> None:
+        """Creates the parameters of the recurrence proper (none in the base class)."""
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform ``W`` (as SpeechBrain's ``rnn_init`` does for input weights)."""
+        nn.init.xavier_uniform_(self.w.weight)
+        if self.w.bias is not None:
+            nn.init.zeros_(self.w.bias)
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> NeuronState:
+        """All-zero state for ``batch`` sequences, on ``like``'s device and dtype."""
+        zeros = like.new_zeros(batch, self.hidden_size)
+        return NeuronState(zeros, zeros, zeros)
+
+    def drive(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``BN(W X)`` for the whole sequence: (batch, time, in) -> (batch, time, gates*hidden)."""
+        return self.norm(linear(x, self.w.weight, self.w.bias, workspace_of(self.w)), valid)
+
+    def dropout_mask(self, batch: int, like: torch.Tensor) -> torch.Tensor | None:
+        """Inverted-dropout mask ``m`` (batch, hidden), shared over time; ``None`` when off."""
+        if not self.training or self.dropout == 0.0:
+            return None
+        keep = 1.0 - self.dropout
+        return like.new_empty(batch, self.hidden_size).bernoulli_(keep) / keep
+
+    def synaptic_current(
+        self, drive: torch.Tensor, state: NeuronState, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``I[n]`` from this frame's drive (batch, gates*hidden) and the previous state."""
+        raise NotImplementedError
+
+    def step(
+        self,
+        drive: torch.Tensor,
+        state: NeuronState,
+        mask: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> NeuronState:
+        """One frame of the recurrence; ``valid`` (batch,) bool keeps padded rows out of the scale."""
+        current = self.synaptic_current(drive, state, mask)
+        voltage = state.voltage + current - state.spikes
+        if self.training:
+            self.quantizer.update(voltage if valid is None else voltage[valid])
+        spikes = self.quantizer.fire(voltage)
+        return NeuronState(current, voltage, spikes)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: NeuronState | None = None,
+        valid: torch.Tensor | None = None,
+        recurrence: Recurrence | None = None,
+    ) -> tuple[torch.Tensor, NeuronState]:
+        """Runs the layer over a sequence, one :meth:`step` per frame: the reference every fast path matches.
+
+        A fast path runs in its place when :mod:`snn_asr.dispatch` passes one as ``recurrence``:
+        the layer is still called as a module, so forward hooks (op counts, spike plots) see
+        every implementation alike. This module imports no fast path.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Input (batch, time, input_size).
+        state : NeuronState, optional
+            State to continue from; zeros when ``None``.
+        valid : torch.Tensor, optional
+            (batch, time) bool, False on padded frames: those frames output zero
+            and leave the state untouched.
+        recurrence : callable, optional
+            ``recurrence(layer, x, state, valid)`` with this method's contract, run instead
+            of the reference loop; ``None`` runs the reference.
+
+        Returns
+        -------
+        spikes : torch.Tensor
+            (batch, time, hidden_size).
+        state : NeuronState
+            The state after each sequence's last valid frame.
+        """
+        if recurrence is not None:
+            return recurrence(self, x, state, valid)
+        batch, time = x.shape[:2]
+        if state is None:
+            state = self.initial_state(batch, x)
+        drive = self.drive(x, valid)
+        mask = self.dropout_mask(batch, x)
+        outputs = []
+        for n in range(time):
+            frame_valid = None if valid is None else valid[:, n]
+            new = self.step(drive[:, n], state, mask, frame_valid)
+            if frame_valid is not None:
+                keep = frame_valid.unsqueeze(1)
+                new = NeuronState(*(torch.where(keep, a, b) for a, b in zip(new, state)))
+                outputs.append(new.spikes * keep)
+            else:
+                outputs.append(new.spikes)
+            state = new
+        return torch.stack(outputs, dim=1), state
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, dropout={self.dropout}"
