@@ -14,11 +14,22 @@ Counting rules (per utterance, over its real frames only):
   lif 1 (leak), v1/v2 3 (``F*I``, ``(1-F)*C``, dropout-free), plus 2 for the
   quantizer (scale, de-scale); LSTM 3, GRU 3, LiGRU 2.
 
-Energy uses 45 nm figures (Horowitz, ISSCC 2014): a 32-bit float multiply-accumulate
-costs ``E_MAC = 4.6 pJ`` (3.7 multiply + 0.9 add), an accumulate ``E_AC = 0.9 pJ``,
-an element-wise multiply ``E_MUL = 3.7 pJ``. A multi-bit spike entering a synapse is
-charged a full MAC (its magnitude must still be multiplied); a binary spike
-(``bits=1``) is charged an accumulate only. Memory access is not modelled.
+Every count is over each utterance's real frames: ``valid_frames`` of the relative ``lengths``
+(``round(lengths * time)``, the mask ``SpikingRNN`` itself uses), at the time resolution of the
+layer counted, for spiking and dense layers alike, whether or not the model was given the lengths.
+(SpeechBrain's packing of an LSTM/GRU truncates ``lengths * time``: counting its packed frames
+dropped a frame, 181 of 182, when the product was not a whole number.)
+
+Energy uses the 45 nm figures of Horowitz ("Computing's energy problem", ISSCC 2014), in
+:data:`ENERGY_PJ`: a 32-bit float multiply costs 3.7 pJ and a 32-bit float add 0.9 pJ, so a
+multiply-accumulate ``MAC`` 4.6 pJ, an accumulate ``AC`` 0.9 pJ, an element-wise multiply ``MUL``
+3.7 pJ. The price of a synaptic product follows its *operand*, the value entering the weight
+matrix, not the layer's own output: a real-valued operand (Fbank features, a CNN's output) or a
+multi-bit spike costs a MAC (a multi-bit spike's magnitude must still be multiplied: an upper
+bound); an operand with a single non-zero magnitude in the batch (binary spikes, ``bits=1``:
+``0`` or ``theta``) folds that value into the weight and costs an AC. So at ``bits=1`` the
+first layer's ``W`` on Fbank pays MACs, the next layer's ``W`` and every ``U`` pay ACs.
+Memory access is not modelled.
 """
 
 from __future__ import annotations
@@ -32,9 +43,8 @@ from torch import nn
 from snn_asr.encoders.spiking_rnn import SpikingRNN, valid_frames  # noqa: F401  (SpikingRNN: doctests)
 from snn_asr.neurons import GatedLIFNeuron, RecurrentGatedLIFNeuron, SpikingNeuron
 
-E_MAC_PJ = 4.6
-E_AC_PJ = 0.9
-E_MUL_PJ = 3.7
+ENERGY_PJ = {"MAC": 3.7 + 0.9, "AC": 0.9, "MUL": 3.7}
+"""Picojoules per operation at 45 nm (Horowitz, ISSCC 2014): 32-bit float multiply 3.7, add 0.9."""
 
 DENSE_GATES = {"LSTM": 4, "GRU": 3, "LiGRU": 2}
 DENSE_ELEMENTWISE = {"LSTM": 3, "GRU": 3, "LiGRU": 2}
@@ -83,7 +93,7 @@ class LayerOps:
     elementwise_mults: int = 0
     gru_matrix_mults: int = 0
     gru_elementwise_mults: int = 0
-    binary: bool = False
+    accumulates: int = 0  # the part of ``matrix_mults`` on a binary operand, charged as an AC
 
     @property
     def spike_rate(self) -> float | None:
@@ -130,17 +140,19 @@ class OpsReport:
     @property
     def energy_uj(self) -> float:
         """Estimated energy per utterance in microjoules (constants in the module docstring)."""
-        pj = 0.0
-        for layer in self.layers:
-            pj += layer.matrix_mults * (E_AC_PJ if layer.binary else E_MAC_PJ)
-            pj += layer.elementwise_mults * E_MUL_PJ
+        pj = sum(
+            (layer.matrix_mults - layer.accumulates) * ENERGY_PJ["MAC"]
+            + layer.accumulates * ENERGY_PJ["AC"]
+            + layer.elementwise_mults * ENERGY_PJ["MUL"]
+            for layer in self.layers
+        )
         return pj / self.utterances / 1e6
 
     @property
     def gru_energy_uj(self) -> float:
         """Estimated energy per utterance of the same-size GRU, in microjoules."""
         pj = sum(
-            layer.gru_matrix_mults * E_MAC_PJ + layer.gru_elementwise_mults * E_MUL_PJ
+            layer.gru_matrix_mults * ENERGY_PJ["MAC"] + layer.gru_elementwise_mults * ENERGY_PJ["MUL"]
             for layer in self.layers
         )
         return pj / self.utterances / 1e6
@@ -155,7 +167,6 @@ class OpsReport:
             merged.frames += report.frames
             for layer in report.layers:
                 total = layers.setdefault(layer.name, LayerOps(layer.name, layer.kind, layer.hidden_size))
-                total.binary = layer.binary
                 for counter in (
                     "frames",
                     "spikes",
@@ -163,6 +174,7 @@ class OpsReport:
                     "elementwise_mults",
                     "gru_matrix_mults",
                     "gru_elementwise_mults",
+                    "accumulates",
                 ):
                     setattr(total, counter, getattr(total, counter) + getattr(layer, counter))
         merged.layers = list(layers.values())
@@ -201,7 +213,7 @@ class OpsReport:
         )
         lines.append(
             f"energy/utterance {self.energy_uj:.2f} uJ; GRU {self.gru_energy_uj:.2f} uJ "
-            f"(45 nm: MAC {E_MAC_PJ} pJ, AC {E_AC_PJ} pJ, MUL {E_MUL_PJ} pJ)"
+            f"(45 nm: {', '.join(f'{op} {pj:.1f} pJ' for op, pj in ENERGY_PJ.items())})"
         )
         return "\n".join(lines)
 
@@ -224,12 +236,35 @@ def _dense_kind(module: nn.Module) -> str | None:
     return None
 
 
-class _Counter:
-    """Forward hooks that tally spikes and multiplications of every recurrent layer in a model."""
+def real_frames(lengths: torch.Tensor | None, batch: int, time: int, device=None) -> torch.Tensor:
+    """(batch, time) mask of the real frames a layer counts: :func:`valid_frames`, or all without lengths.
 
-    def __init__(self, model: nn.Module):
+    The one frame count of every model, spiking or dense, at the layer's own time resolution.
+
+    Example
+    -------
+    >>> real_frames(torch.tensor([1.0, 0.9087]), 2, 200).sum(1)  # 181.74 frames round to 182
+    tensor([200, 182])
+    """
+    valid = valid_frames(lengths, batch, time, device)
+    return torch.ones(batch, time, dtype=torch.bool, device=device) if valid is None else valid
+
+
+def _one_magnitude(operand: torch.Tensor) -> bool:
+    """Whether the non-zero entries of ``operand`` share one magnitude (binary spikes: ``W x`` is adds)."""
+    magnitudes = operand[operand != 0].abs()
+    return magnitudes.numel() > 0 and bool((magnitudes == magnitudes[0]).all())
+
+
+class _Counter:
+    """Forward hooks that tally spikes and multiplications of every recurrent layer in a model.
+
+    ``lengths`` (relative, SpeechBrain's) give each layer's real frames through :func:`real_frames`.
+    """
+
+    def __init__(self, model: nn.Module, lengths: torch.Tensor | None = None):
         self.layers: dict[str, LayerOps] = {}
-        self.frames = 0
+        self.lengths = lengths
         self.handles = []
         for name, module in model.named_modules():
             if isinstance(module, SpikingNeuron):
@@ -252,25 +287,30 @@ class _Counter:
         entry.gru_matrix_mults += matrix * frames
         entry.gru_elementwise_mults += elementwise * frames
 
+    @staticmethod
+    def _add_products(entry: LayerOps, operand: torch.Tensor, fan_out: int) -> None:
+        """Each non-zero value of ``operand`` entering a weight matrix costs ``fan_out`` products."""
+        products = int((operand != 0).sum()) * fan_out
+        entry.matrix_mults += products
+        if _one_magnitude(operand):
+            entry.accumulates += products
+
     def _spiking_hook(self, name):
         def hook(module: SpikingNeuron, args, kwargs, output):
             x = args[0]
             valid = args[2] if len(args) > 2 else kwargs.get("valid")
-            if valid is None:
-                valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+            if valid is None:  # a model not given the lengths still has padded frames
+                valid = real_frames(self.lengths, x.shape[0], x.shape[1], x.device)
             spikes = output[0]
             entry = self._entry(name, _neuron_kind(module), module.hidden_size)
-            entry.binary = module.quantizer.bits == 1
             frames = int(valid.sum())
             self._add_frames(entry, frames, (module.input_size, module.hidden_size, 1, False))
             entry.spikes += int((spikes[valid] != 0).sum())
-            input_events = int((x[valid] != 0).sum())
-            entry.matrix_mults += input_events * module.gates * module.hidden_size
+            self._add_products(entry, x[valid], module.gates * module.hidden_size)
             if isinstance(module, RecurrentGatedLIFNeuron):
                 # U sees Y[n-1]: every spike except those at each sequence's last frame.
                 last = valid & ~torch.cat([valid[:, 1:], torch.zeros_like(valid[:, :1])], dim=1)
-                recurrent_events = int((spikes[valid & ~last] != 0).sum())
-                entry.matrix_mults += recurrent_events * 2 * module.hidden_size
+                self._add_products(entry, spikes[valid & ~last], 2 * module.hidden_size)
             per_neuron = (1 if module.gates == 1 else 3) + 2
             entry.elementwise_mults += frames * module.hidden_size * per_neuron
 
@@ -280,14 +320,15 @@ class _Counter:
         def hook(module, args, output):
             x = args[0]
             kind = _dense_kind(module)
-            if isinstance(module, (nn.LSTM, nn.GRU)):
-                hidden, layers, bidir = module.hidden_size, module.num_layers, module.bidirectional
-                input_size = module.input_size
-                frames = int(x.batch_sizes.sum()) if hasattr(x, "batch_sizes") else x.shape[0] * x.shape[1]
-            else:  # LiGRU_Layer: (batch, time, input) one layer, bidirectional doubles the batch
-                hidden, layers, bidir = module.hidden_size, 1, bool(module.bidirectional)
-                input_size = module.input_size
-                frames = x.shape[0] * x.shape[1]
+            if hasattr(x, "batch_sizes"):  # a PackedSequence: batch_sizes[t] sequences reach frame t
+                batch, time = int(x.batch_sizes[0]), len(x.batch_sizes)
+            elif isinstance(module, (nn.LSTM, nn.GRU)) and not module.batch_first:
+                time, batch = x.shape[:2]
+            else:  # batch first, as SpeechBrain's LSTM/GRU and LiGRU_Layer (one layer)
+                batch, time = x.shape[:2]
+            layers = module.num_layers if isinstance(module, (nn.LSTM, nn.GRU)) else 1
+            hidden, input_size, bidir = module.hidden_size, module.input_size, bool(module.bidirectional)
+            frames = int(real_frames(self.lengths, batch, time, x.data.device).sum())
             entry = self._entry(name, kind, hidden)
             matrix, elementwise = dense_mults_per_frame(kind, input_size, hidden, layers, bidir)
             self._add_frames(entry, frames, (input_size, hidden, layers, bidir))
@@ -301,6 +342,9 @@ class _Counter:
 def count_ops(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = None) -> OpsReport:
     """Runs ``model(x)`` (or ``model(x, lengths=lengths)``) in eval mode and counts its recurrent layers.
 
+    Every module's mode is restored afterwards, each to its own (a wrapper's flag says nothing
+    about the modules inside it).
+
     Arguments
     ---------
     model : nn.Module
@@ -309,7 +353,8 @@ def count_ops(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = 
     x : torch.Tensor
         Input batch (batch, time, features).
     lengths : torch.Tensor, optional
-        Relative lengths (SpeechBrain convention).
+        Relative lengths (SpeechBrain convention); the real frames of every layer, whether or
+        not ``model`` takes them (:func:`real_frames`).
 
     Returns
     -------
@@ -323,9 +368,9 @@ def count_ops(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = 
     >>> sorted(report.spike_rates())
     ['stacks.0.0', 'stacks.0.1']
     """
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
-    counter = _Counter(model)
+    counter = _Counter(model, lengths)
     try:
         if lengths is not None and "lengths" in inspect.signature(model.forward).parameters:
             model(x, lengths=lengths)
@@ -333,7 +378,7 @@ def count_ops(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = 
             model(x)
     finally:
         counter.close()
-        model.train(was_training)
-    valid = valid_frames(lengths, x.shape[0], x.shape[1], x.device)
-    frames = int(valid.sum()) if valid is not None else x.shape[0] * x.shape[1]
+        for module, training in modes:
+            module.training = training  # not model.train(...): that would give every child the model's flag
+    frames = int(real_frames(lengths, x.shape[0], x.shape[1], x.device).sum())
     return OpsReport(utterances=x.shape[0], frames=frames, layers=list(counter.layers.values()))

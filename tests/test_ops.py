@@ -80,3 +80,50 @@ def test_report_serialises_and_prints():
     assert set(data["spike_rates"]) == {"stacks.0.0", "stacks.0.1"}
     assert "ratio" in report.table()
     assert data["energy_uj_per_utterance"] > 0
+
+
+def test_count_ops_leaves_every_module_in_its_own_mode():
+    """A wrapper in training mode around an eval-mode encoder (as SpikingASR's state carrier was)."""
+    rnn = SpikingRNN(8, input_size=4, num_layers=2).eval()
+    wrapper = torch.nn.Sequential(rnn)  # a fresh module: training=True
+    rnn.stacks[0][1].train()  # and one layer in another mode than its parent
+    modes = {name: module.training for name, module in wrapper.named_modules()}
+    scales = [float(layer.quantizer.scale) for layer in rnn.layers]
+    count_ops(wrapper, torch.randn(2, 12, 4))
+    assert {name: module.training for name, module in wrapper.named_modules()} == modes
+    assert [float(layer.quantizer.scale) for layer in rnn.layers] == scales  # counted in eval: M frozen
+
+
+def test_binary_spikes_cost_accumulates_real_inputs_multiply_accumulates():
+    """bits=1: layer 1's W multiplies real features (MAC); its U and layer 2 take binary spikes (AC)."""
+    hidden, gates = 16, 2
+    rnn = SpikingRNN(hidden, input_size=6, num_layers=2, neuron="v2", bits=1)
+    x = torch.randn(3, 40, 6)  # no zero: every value enters W
+    report = count_ops(rnn, x)
+    l1, l2 = report.layers
+    fbank_products = x.numel() * gates * hidden
+    binary_products = (l1.matrix_mults - fbank_products) + l2.matrix_mults  # U of layer 1, W and U of layer 2
+    assert l2.matrix_mults > 0 and l1.matrix_mults > fbank_products  # there were spikes to count
+    elementwise = l1.elementwise_mults + l2.elementwise_mults
+    pj = fbank_products * 4.6 + binary_products * 0.9 + elementwise * 3.7  # Horowitz, 45 nm
+    assert report.energy_uj == pytest.approx(pj / 3 / 1e6)
+    multi_bit = count_ops(SpikingRNN(hidden, input_size=6, num_layers=2, bits=6), x)
+    assert all(layer.accumulates == 0 for layer in multi_bit.layers)  # multi-bit spikes: MACs
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        sb_rnn.LSTM(8, input_size=4, num_layers=2),  # packs: truncates lengths * time
+        sb_rnn.GRU(8, input_size=4),
+        sb_rnn.LiGRU(8, input_shape=[None, None, 4]),  # never given lengths: pads counted before
+        SpikingRNN(8, input_size=4, num_layers=2),
+    ],
+    ids=["LSTM", "GRU", "LiGRU", "SpikingRNN"],
+)
+def test_every_model_counts_the_same_frames(model):
+    """Relative length 0.9087 of 200 frames is 181.74: every layer counts 182, as the report does."""
+    report = count_ops(model, torch.randn(2, 200, 4), lengths=torch.tensor([1.0, 0.9087]))
+    assert report.frames == 382 and [layer.frames for layer in report.layers] == [382] * len(report.layers)
+    if isinstance(model, sb_rnn.LSTM):
+        assert report.mults * 2 / report.frames == sum(dense_mults_per_frame("LSTM", 4, 8, 2))

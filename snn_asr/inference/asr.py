@@ -79,7 +79,12 @@ class ModelError(DataError):
 
 @dataclass(frozen=True)
 class Segment:
-    """A word or token with its time span in seconds (CTC frames times the frame shift)."""
+    """A word or token with its time span in seconds (CTC frames times :meth:`SpikingASR.ctc_frame_shift`).
+
+    ``start`` is where CTC's peak run for the first token begins and ``end`` where the last
+    token's run ends: CTC marks a token in a run of a few frames (tens of ms), not over the
+    sound, so a word's span is not its spoken length (see docs/inference.md).
+    """
 
     text: str
     start: float
@@ -113,14 +118,23 @@ class Transcript:
 
 
 class _Stateful(nn.Module):
-    """``enc(x, hx=state)`` as ``forward(x)``, keeping the state and output (for :func:`count_ops`)."""
+    """``enc(x, hx=state)`` as ``forward(x)``, keeping the state and output (for :func:`count_ops`).
+
+    An encoder without ``hx`` (a ``CRDNN``, a CNN front end before the RNN) is called as ``enc(x)``.
+    """
 
     def __init__(self, enc: nn.Module, hx=None):
         super().__init__()
         self.enc, self.hx, self.out = enc, hx, None
+        self.carries_state = "hx" in inspect.signature(enc.forward).parameters
+        self.training = enc.training  # in the mode of what it wraps (eval at inference), not nn.Module's True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.out, self.hx = self.enc(x, hx=self.hx)
+        if self.carries_state:
+            self.out, self.hx = self.enc(x, hx=self.hx)
+        else:
+            out = self.enc(x)
+            self.out = out[0] if isinstance(out, tuple) else out
         return self.out
 
 
@@ -188,8 +202,28 @@ class SpikingASR(EncoderASR):
 
     @property
     def frame_shift(self) -> float:
-        """Seconds between CTC frames (the Fbank hop)."""
+        """Seconds between Fbank frames (the STFT hop)."""
         return self.parts.compute_features.compute_STFT.hop_length / self.sample_rate
+
+    def feature_frames(self, samples: int) -> int:
+        """Fbank frames of ``samples`` samples: one per hop, plus one (the STFT is centred)."""
+        return samples // self.parts.compute_features.compute_STFT.hop_length + 1
+
+    def ctc_frame_shift(self, feature_frames: int, ctc_frames: int) -> float:
+        """Seconds between CTC frames: :attr:`frame_shift` times the encoder's time subsampling.
+
+        The subsampling (a ``CRDNN``'s time pooling, a ``ConvolutionFrontEnd``'s stride; 1 for a
+        bare RNN) is read off the model's output: Fbank frames in / CTC frames out, rounded to the
+        integer stride ``s`` (a padded stride leaves ``ceil(frames / s)`` frames, a pooling
+        ``floor(frames / s)``: both round back to ``s`` beyond a few frames).
+
+        Example
+        -------
+        >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")  # doctest: +SKIP
+        >>> asr.ctc_frame_shift(301, 301), asr.ctc_frame_shift(301, 151)  # doctest: +SKIP
+        (0.01, 0.02)
+        """
+        return self.frame_shift * max(1, round(feature_frames / max(1, ctc_frames)))
 
     @property
     def blank_index(self) -> int:
@@ -249,9 +283,9 @@ class SpikingASR(EncoderASR):
             return " ".join(self.tokenizer.decode_ndim(ids))
         return " ".join(self.tokenizer.decode_ids(ids).split())  # a lone "▁" gives no empty word
 
-    def _greedy(self, best: torch.Tensor, duration: float) -> Transcript:
-        """Transcript from per-frame best token ids (frames,)."""
-        vocab, shift = self.vocabulary(), self.frame_shift
+    def _greedy(self, best: torch.Tensor, duration: float, shift: float) -> Transcript:
+        """Transcript from per-frame best token ids (frames,), ``shift`` seconds apart."""
+        vocab = self.vocabulary()
         runs = ctc_runs(best, self.blank_index)
         tokens = [Segment(vocab[i].lstrip(SPM_SPACE) or vocab[i], s * shift, e * shift) for i, s, e in runs]
         groups: list[list[tuple[int, int, int]]] = []
@@ -263,12 +297,15 @@ class SpikingASR(EncoderASR):
         words = [w for w in words if w.text]
         return Transcript(self._text([r[0] for r in runs]), words, tokens, duration)
 
-    def _beam(self, log_probs: torch.Tensor, duration: float) -> Transcript:
-        """Transcript of the best beam for (frames, vocab) log-probabilities."""
+    def _beam(self, log_probs: torch.Tensor, duration: float, shift: float) -> Transcript:
+        """Transcript of the best beam for (frames, vocab) log-probabilities ``shift`` seconds apart."""
         hyp = self.searcher(log_probs[None], torch.ones(1))[0][0]
-        shift = self.frame_shift
         words = [Segment(w, s * shift, e * shift) for w, (s, e) in hyp.text_frames or []]
         return Transcript(hyp.text, words, [], duration)
+
+    def _decode(self, scores: torch.Tensor, duration: float, shift: float) -> Transcript:
+        """Beam search over (frames, vocab) log-probabilities, or greedy CTC of (frames,) best ids."""
+        return self._beam(scores, duration, shift) if self.searcher else self._greedy(scores, duration, shift)
 
     def transcribe_batch(
         self, wavs: torch.Tensor, wav_lens: torch.Tensor
@@ -284,13 +321,12 @@ class SpikingASR(EncoderASR):
         """
         with torch.no_grad():
             log_probs = self.encode_batch(wavs, wav_lens).cpu()
+        shift = self.ctc_frame_shift(self.feature_frames(wavs.shape[1]), log_probs.shape[1])
         texts, ids = [], []
         for lp, rel in zip(log_probs, wav_lens.tolist()):
             lp = lp[: int(round(rel * lp.shape[0]))]
             duration = rel * wavs.shape[1] / self.sample_rate
-            texts.append(
-                (self._beam(lp, duration) if self.searcher else self._greedy(lp.argmax(-1), duration)).text
-            )
+            texts.append(self._decode(lp if self.searcher else lp.argmax(-1), duration, shift).text)
             ids.append([i for i, _, _ in ctc_runs(lp.argmax(-1), self.blank_index)])
         return texts, ids
 
@@ -328,7 +364,8 @@ class SpikingASR(EncoderASR):
             outputs.append(log_probs[0] if self.searcher else log_probs[0].argmax(-1))
             reports += [ops] if ops else []
         joined = torch.cat(outputs)
-        result = self._beam(joined, duration) if self.searcher else self._greedy(joined, duration)
+        shift = self.ctc_frame_shift(self.feature_frames(signal.numel()), joined.shape[0])
+        result = self._decode(joined, duration, shift)
         if reports:
             result.ops = dataclasses.replace(OpsReport.merge(reports), utterances=1)
         result.seconds = time.perf_counter() - start
@@ -347,7 +384,7 @@ class SpikingASR(EncoderASR):
             yield normalize(fbank(signal[None]))
             return
         stft = fbank.compute_STFT
-        hop, total = stft.hop_length, signal.numel() // stft.hop_length + 1
+        hop, total = stft.hop_length, self.feature_frames(signal.numel())
         margin = -(-(stft.n_fft // 2) // hop)
 
         filterbank = fbank.compute_fbanks

@@ -14,6 +14,12 @@ files (one path a line). Results go to stdout (or ``--output``), one per input:
   "tokens": [...]}`` (times in seconds; ``tokens`` empty with beam search);
 - ``ctm``: NIST CTM, ``<file stem> 1 <start> <duration> <word>`` per word.
 
+Times count CTC frames of the encoder's output, each the Fbank hop times the encoder's time
+subsampling (a CNN front end's stride, a CRDNN's pooling). A word's time is where CTC's peaks
+for it lie, not the sound: it starts at its first token's peak and ends with its last token's
+peak run (greedy) or one frame after that token's first frame (beam search). CTC peaks are a
+few frames long, so a word's duration is tens of milliseconds, not how long it was spoken.
+
 A bad input prints one ``error:`` line on stderr and the others are still transcribed; the exit
 status is then 1 (2 for a bad model folder or options). Audio that gives an empty transcript
 (e.g. silence) is not an error: its line has empty text and stderr gets a ``warning:`` line.
@@ -45,7 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--list", action="append", default=[], metavar="FILE", help="file of input paths, one a line"
     )
-    p.add_argument("--format", choices=("text", "json", "ctm"), default="text")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "ctm"),
+        default="text",
+        help="json/ctm add word times: where CTC's peaks lie (a word's duration is its peaks' tens of ms, "
+        "not its spoken length; see docs/inference.md)",
+    )
     p.add_argument("--output", type=Path, help="write results here instead of stdout")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--beam", type=int, default=0, metavar="N", help="CTC prefix beam search (0: greedy)")
