@@ -1,6 +1,7 @@
 """A small trained model for the inference and CLI tests, trained once per test session.
 
-The LibriSpeech recipe on a tiny FSDD digits corpus (24 training utterances, 2 x 64 v2 neurons,
+The LibriSpeech recipe on a tiny digits corpus made from the repository's FSDD sample
+(``tests/corpora.py``; 24 training utterances, 2 x 64 v2 neurons,
 30 epochs at a constant learning rate, about 30 s on 2 cores), exported with
 ``tools/export_model.py``. It fits its training utterances well enough to output digit words,
 so transcripts of those are non-empty. Shared by both test modules through a folder under
@@ -15,10 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-FSDD = REPO.parent / "shared" / "data" / "fsdd"
-needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="FSDD recordings not present")
+from corpora import REPO, make_digits
 
 TRAIN = [
     "--hidden_size", "64", "--vocab_size", "24", "--number_of_epochs", "30", "--batch_size", "2",
@@ -40,8 +38,7 @@ def trained_model(root: Path) -> tuple[Path, Path, Path]:
     model, output, corpus = root / "model", root / "run", root / "digits"
     if not (model / "hyperparams.yaml").is_file():
         root.mkdir(parents=True, exist_ok=True)
-        run([str(REPO / "tools/make_librispeech_corpus.py"), "digits", str(corpus), "--size", "tiny",
-             "--jobs", "1", "--quiet", "--fsdd", str(FSDD)], root)  # fmt: skip
+        make_digits(corpus, "--size", "tiny", "--jobs", "1")
         run([str(REPO / "recipes/LibriSpeech/train.py"), "hparams/snn.yaml", "--data_folder", str(corpus),
              "--output_folder", str(output), *TRAIN], root)  # fmt: skip
         run([str(REPO / "tools/export_model.py"), str(output), str(model)], root)

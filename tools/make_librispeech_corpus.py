@@ -19,7 +19,9 @@ resampled to 16 kHz. The transcript is the digits as words (``ZERO ONE ...``). S
 speaker: ``--test-speaker`` is held out for test-clean; dev-clean is a second held-out
 speaker (``--dev-speaker``) or, by default, the FSDD's own held-out recordings (index 0-4)
 of the training speakers, whose recordings 5-49 make train-clean-100. Any number of FSDD
-speakers works (the full FSDD has six).
+speakers works (the full FSDD has six). ``--fsdd`` defaults to ``../shared/data/fsdd`` where it
+is, else to the 400-recording sample the repository carries for its tests (``tests/data/fsdd``:
+10 recordings per digit of george, jackson, nicolas and theo).
 
 ``espeak``: sentences from the grammar of ``tools/make_mini_timit.py`` (about 400 words),
 spoken by espeak-ng voices (8 English accents x voice variants, own pitch and rate); train,
@@ -58,7 +60,8 @@ import make_mini_timit as mmt  # noqa: E402  (voices, and 16 kHz conversion of e
 from espeak_synthesis import synthesize  # noqa: E402
 from sentence_grammar import SentenceGenerator, sentence_words  # noqa: E402
 
-DEFAULT_FSDD = REPO.parent / "shared" / "data" / "fsdd"
+SHARED_FSDD = REPO.parent / "shared" / "data" / "fsdd"
+SAMPLE_FSDD = REPO / "tests" / "data" / "fsdd"  # the 400 recordings the tests use (see its SOURCE.txt)
 SAMPLE_RATE = 16000
 SPLITS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
 MARKER = "CORPUS.JSON"
@@ -149,9 +152,9 @@ def scan_fsdd(folder: str | os.PathLike) -> dict[str, dict[int, dict[int, Path]]
 
     Example
     -------
-    >>> fsdd = scan_fsdd(DEFAULT_FSDD)  # doctest: +SKIP
-    >>> sorted(fsdd), len(fsdd["george"][7])  # doctest: +SKIP
-    (['george', 'jackson', 'nicolas', 'theo'], 50)
+    >>> fsdd = scan_fsdd(SAMPLE_FSDD)
+    >>> sorted(fsdd), len(fsdd["george"][7])
+    (['george', 'jackson', 'nicolas', 'theo'], 10)
     """
     root = Path(folder)
     recordings = root / "recordings" if (root / "recordings").is_dir() else root
@@ -173,6 +176,11 @@ def scan_fsdd(folder: str | os.PathLike) -> dict[str, dict[int, dict[int, Path]]
             f"{str(recordings)!r}; pass --fsdd with the FSDD folder"
         )
     return found
+
+
+def default_fsdd() -> Path:
+    """The full FSDD in ``../shared/data/fsdd`` where it is, else the sample in ``tests/data/fsdd``."""
+    return SHARED_FSDD if (SHARED_FSDD / "recordings").is_dir() else SAMPLE_FSDD
 
 
 def plan_digits(
@@ -453,7 +461,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="kind", required=True)
     digits = sub.add_parser("digits", help="connected digits from FSDD recordings (real speech)",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
-    digits.add_argument("--fsdd", type=Path, default=DEFAULT_FSDD, help="FSDD folder (holding recordings/)")
+    digits.add_argument(
+        "--fsdd",
+        type=Path,
+        default=default_fsdd(),
+        help="FSDD folder (holding recordings/): ../shared/data/fsdd, else the sample tests/data/fsdd",
+    )
     digits.add_argument("--test-speaker", default="theo", help="FSDD speaker held out for test-clean")
     digits.add_argument(
         "--dev-speaker", default=None, help="FSDD speaker held out for dev-clean (default: recordings 0-4)"
@@ -476,6 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kind == "digits":
         if not 1 <= args.min_digits <= args.max_digits:
             parser.error("need 1 <= --min-digits <= --max-digits")
+        if args.fsdd.resolve() == SAMPLE_FSDD:
+            sample = f"{SAMPLE_FSDD} holds the tests' 400-recording FSDD sample (10 per digit and speaker)"
+            full = (
+                "pass --fsdd with the full FSDD (git clone github.com/Jakobovski/free-spoken-digit-dataset)"
+            )
+            if args.size == "large":
+                raise SystemExit(f"make_librispeech_corpus: --size large needs more: {sample}; {full}")
+            if not args.quiet:
+                print(f"make_librispeech_corpus: {sample}; for more, {full}", file=sys.stderr)
         fsdd = scan_fsdd(args.fsdd)
         items = plan_digits(fsdd, args.size, args.seed, args.test_speaker, args.dev_speaker,
                             args.min_digits, args.max_digits)  # fmt: skip
