@@ -13,7 +13,9 @@ Shared by the data preparation of the recipes (``recipes/*/..._prepare.py``):
   or JSON format, readable by ``DynamicItemDataset.from_csv`` / ``from_json``;
 - :func:`is_prepared` and :func:`mark_prepared` implement "skip if done": a preparation
   writes its options as JSON next to its outputs and is skipped only when all outputs
-  exist *and* the saved options equal the current ones.
+  exist *and* the saved options equal the current ones; :func:`folder_stamp` (a corpus's
+  folders) and :func:`column_stamp` (a manifest's transcripts) go into those options, so
+  changed data redo what was made from them.
 
 All data problems raise :class:`DataError` (a ``ValueError``), with a one-line message.
 """
@@ -21,6 +23,7 @@ All data problems raise :class:`DataError` (a ``ValueError``), with a one-line m
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -39,6 +42,7 @@ __all__ = [
     "AudioInfo",
     "DataError",
     "audio_info",
+    "column_stamp",
     "folder_stamp",
     "is_prepared",
     "load_audio",
@@ -444,6 +448,30 @@ def folder_stamp(folders: Iterable[str | os.PathLike]) -> dict[str, int]:
     True
     """
     return {str(Path(f).resolve()): Path(f).stat().st_mtime_ns for f in folders}
+
+
+def column_stamp(manifest: str | os.PathLike, column: str) -> str:
+    """SHA-256 of one column of a manifest, row by row in file order: what was made from it is stale
+    when this changes (a tokenizer or n-gram from the ``wrd`` column, say).
+
+    Only that column counts, so moving the corpus (new ``wav`` paths) keeps the stamp.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> a = write_manifest([{"ID": "u1", "duration": 1, "wav": "/a/u1.wav", "wrd": "HI"}], d / "a.csv")
+    >>> b = write_manifest([{"ID": "u1", "duration": 1, "wav": "/b/u1.wav", "wrd": "HI"}], d / "b.json")
+    >>> column_stamp(a, "wrd") == column_stamp(b, "wrd") != column_stamp(a, "wav")
+    True
+    """
+    rows = read_manifest(manifest)
+    if rows and column not in next(iter(rows.values())):
+        raise DataError(f"{str(manifest)!r} has no column {column!r}; prepare the data again.")
+    digest = hashlib.sha256()
+    for row in rows.values():
+        digest.update(str(row[column]).encode("utf-8") + b"\n")
+    return digest.hexdigest()
 
 
 def _normalized(options: Mapping[str, Any]) -> Any:

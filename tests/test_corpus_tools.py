@@ -25,12 +25,11 @@ import make_mini_timit as mmt  # noqa: E402
 import sentence_grammar  # noqa: E402
 import timit_labels as tl  # noqa: E402
 import timit_prepare as tp  # noqa: E402
+from corpora import FSDD, make_digits  # noqa: E402
 
 from snn_asr.dataio import read_manifest  # noqa: E402
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-FSDD = mlc.DEFAULT_FSDD
-needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="FSDD recordings not present")
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -183,11 +182,9 @@ def test_mini_timit_plan_sizes():
     assert not train_text & test_text
 
 
-@needs_fsdd
 def test_digits_corpus(tmp_path):
     out = tmp_path / "digits"
-    subprocess.run([sys.executable, str(REPO / "tools" / "make_librispeech_corpus.py"), "digits", str(out),
-                    "--size", "tiny", "--seed", "5", "--jobs", "2", "--quiet"], check=True)  # fmt: skip
+    make_digits(out, "--size", "tiny", "--seed", "5", "--jobs", "2")
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
         "dev-clean",
         "test-clean",
@@ -221,17 +218,19 @@ def test_digits_corpus(tmp_path):
         assert split != "dev-clean" or all(i < 5 for i in indices)
         assert split != "train-clean-100" or all(i >= 5 for i in indices)
     again = tmp_path / "again"
-    mlc.main(["digits", str(again), "--size", "tiny", "--seed", "5", "--jobs", "1", "--quiet"])
+    mlc.main(
+        ["digits", str(again), "--fsdd", str(FSDD), "--size", "tiny", "--seed", "5", "--jobs", "1", "--quiet"]
+    )
     assert digest(again) == digest(out)
     manifests = lp.prepare_librispeech(out, tmp_path / "save")  # the recipe's default splits
     assert sorted(manifests) == ["dev", "dev-clean", "test-clean", "train", "train-clean-100"]
     assert read_manifest(manifests["train"]) == read_manifest(manifests["train-clean-100"])
     rows = read_manifest(manifests["test-clean"])
     assert {r["wrd"] for r in rows.values()} == {transcripts[u] for u in rows}
-    assert all(1.0 < r["duration"] < 8.0 for r in rows.values())
+    for r in rows.values():  # the FLAC's length: 2-6 digits (0.14 s or more each), 240 ms of pauses or more
+        assert r["duration"] == pytest.approx(sf.info(r["wav"]).duration) and r["duration"] > 0.5
 
 
-@needs_fsdd
 def test_digits_speaker_flags():
     fsdd = mlc.scan_fsdd(FSDD)
     plan = mlc.plan_digits(fsdd, "tiny", 0, test_speaker="jackson", dev_speaker="george")
@@ -239,6 +238,20 @@ def test_digits_speaker_flags():
     assert by_split == {"train": set(fsdd) - {"jackson", "george"}, "dev": {"george"}, "test": {"jackson"}}
     with pytest.raises(SystemExit, match="not in the FSDD folder"):
         mlc.plan_digits(fsdd, "tiny", 0, test_speaker="nobody")
+
+
+def test_digits_default_fsdd(tmp_path, monkeypatch):
+    """``--fsdd`` defaults to ../shared/data/fsdd, else to the sample, which is too small for ``large``."""
+    monkeypatch.setattr(mlc, "SHARED_FSDD", tmp_path / "full")
+    assert mlc.default_fsdd() == FSDD == mlc.SAMPLE_FSDD
+    (tmp_path / "full" / "recordings").mkdir(parents=True)
+    assert mlc.default_fsdd() == tmp_path / "full"
+    monkeypatch.chdir(REPO)  # the sample as a user names it
+    with pytest.raises(
+        SystemExit, match=r"^make_librispeech_corpus: --size large needs more: .* pass --fsdd"
+    ):
+        mlc.main(["digits", str(tmp_path / "large"), "--fsdd", "tests/data/fsdd", "--size", "large"])
+    assert not (tmp_path / "large").exists()
 
 
 @needs_espeak

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from corpora import make_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [  # a few seconds per epoch on 2 cores; max_decode_ratio bounds the untrained decoder's search
@@ -45,11 +46,7 @@ def corpora(tmp_path_factory):
         [sys.executable, str(tools / "make_mini_timit.py"), str(root / "timit"), "--size", "tiny", "--quiet"],
         check=True,
     )
-    subprocess.run(
-        [sys.executable, str(tools / "make_librispeech_corpus.py"), "digits", str(root / "digits")]
-        + ["--size", "tiny", "--quiet"],
-        check=True,
-    )
+    make_digits(root / "digits", "--size", "tiny")
     return root
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from corpora import LIBRISPEECH, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes" / "LibriSpeech"))
 
 import librispeech_prepare as lp  # noqa: E402
@@ -19,7 +19,7 @@ import librispeech_prepare as lp  # noqa: E402
 from snn_asr import dataio  # noqa: E402
 from snn_asr.dataio import AudioError, DataError, load_audio, read_manifest, write_manifest  # noqa: E402
 
-SAMPLES = REPO.parent / "shared" / "data" / "librispeech-samples" / "LibriSpeech"
+SAMPLES = LIBRISPEECH  # four real test-clean utterances, in the repository
 EXPECTED = {
     "1089-134686-0000": (
         10.435,
@@ -33,7 +33,6 @@ EXPECTED = {
         "FOR A FULL HOUR HE HAD PACED UP AND DOWN WAITING BUT HE COULD WAIT NO LONGER",
     ),
 }
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared LibriSpeech samples not present")
 
 
 def prepare_test_clean(data_folder: Path, save: Path, **kwargs) -> dict[str, Path]:
@@ -48,7 +47,6 @@ def single_line(err: pytest.ExceptionInfo) -> str:
     return message
 
 
-@needs_samples
 @pytest.mark.parametrize("manifest_format", ["csv", "json"])
 def test_real_samples(tmp_path, manifest_format):
     from speechbrain.dataio.dataset import DynamicItemDataset
@@ -75,8 +73,6 @@ def chapter(root: Path, name: str = "134686") -> Path:
 
 @pytest.fixture
 def samples(tmp_path) -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip("shared LibriSpeech samples not present")
     root = tmp_path / "LibriSpeech"
     shutil.copytree(SAMPLES, root)
     return root

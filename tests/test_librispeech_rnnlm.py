@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sentencepiece
 import torch
+from corpora import make_digits
 
 from snn_asr.recipes.rnnlm import load_rnnlm, rnnlm_rescorer
 
@@ -55,12 +56,7 @@ def wer(path: Path) -> float:
 def trained(tmp_path_factory):
     """A digits corpus, a 1-epoch CTC model (its tokenizer) and a 3-epoch RNNLM on that tokenizer."""
     root = tmp_path_factory.mktemp("rnnlm")
-    data = root / "digits"
-    subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "make_librispeech_corpus.py"), "digits", str(data)]
-        + ["--size", "tiny", "--quiet"],
-        check=True,
-    )
+    data = make_digits(root / "digits", "--size", "tiny")
     asr = root / "asr"
     run("train.py", "hparams/snn.yaml", data, asr, *ASR, "--number_of_epochs", "1", "--ngram_order", "0")
     lm = root / "lm"
@@ -132,6 +128,7 @@ def test_attention_model_fuses_the_rnnlm(trained):
     out = asr.parent / "att"
     (out / "save").mkdir(parents=True)
     shutil.copy(asr / "save" / "20_unigram.model", out / "save")  # the LM's tokenizer
+    shutil.copy(asr / "save" / "20_unigram.json", out / "save")  # and its stamp: kept, not remade
     tiny = ["--emb_size", "16", "--dec_neurons", "32", "--beam_size", "2", "--valid_beam_size", "2"]
     run(
         "train.py",

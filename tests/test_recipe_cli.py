@@ -1,10 +1,16 @@
-"""Recipe command lines: hparams path resolution, required options, bad overrides; YAML variants."""
+"""Recipe command lines: hparams path resolution, required options, bad overrides; YAML variants and keys."""
 
+import ast
+import dataclasses
 import difflib
+import re
 from pathlib import Path
 
 import pytest
+import ruamel.yaml
+import speechbrain as sb
 import torch
+from speechbrain.utils.run_opts import RunOptions
 
 from snn_asr.recipes.cli import RecipeError, load_recipe, main_guard, resolve_hparams
 
@@ -84,3 +90,82 @@ def test_hparams_variants_differ_only_in_the_encoder(recipe, variant):
         "    threshold:",
     )
     assert changed and all(line[1:].startswith(allowed) for line in changed), changed
+
+
+def yaml_references(node) -> set[str]:
+    """Top-level keys a YAML node refers to (``!ref <key>``, ``!ref <key>/...``, ``!copy <key>``)."""
+    if isinstance(node, ruamel.yaml.nodes.ScalarNode):
+        return (
+            set(re.findall(r"<([A-Za-z_]\w*)", node.value)) if str(node.tag) in ("!ref", "!copy") else set()
+        )
+    children = node.value if isinstance(node, ruamel.yaml.nodes.SequenceNode) else []
+    if isinstance(node, ruamel.yaml.nodes.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    return set().union(*(yaml_references(child) for child in children))
+
+
+def names_read_by(files) -> set[str]:
+    """Names the recipe code can read hparams by: its string constants (docstrings and f-string pieces
+    left out) and the attributes it reads off ``hparams``, ``hp`` or ``self.hparams``."""
+    names = set()
+    for path in files:
+        tree = ast.parse(Path(path).read_text())
+        skipped = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        skipped |= {
+            id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped:
+                names.add(node.value)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                owner = (
+                    node.value.attr
+                    if isinstance(node.value, ast.Attribute)
+                    else getattr(node.value, "id", "")
+                )
+                if owner in ("hparams", "hp"):
+                    names.add(node.attr)
+    return names
+
+
+def unread_keys(hparams_file: Path, code: set[str]) -> list[str]:
+    """Top-level keys of ``hparams_file`` that nothing reads: not the recipe code (``code``), not
+    SpeechBrain's ``Brain`` (it reads its run options, e.g. ``max_grad_norm``, from the hparams), not
+    another key through ``!ref``, and not hyperpyyaml itself (``__``-keys run when loading)."""
+    top = ruamel.yaml.YAML().compose(hparams_file.read_text(encoding="utf-8"))
+    referenced = yaml_references(top)
+    run_options = {f.name for f in dataclasses.fields(RunOptions)}
+    keys = [key.value for key, _ in top.value]
+    return [k for k in keys if not k.startswith("__") and k not in code | run_options | referenced]
+
+
+RECIPE_CODE = [*ROOT.glob("recipes/*/*.py"), *(ROOT / "snn_asr" / "recipes").glob("*.py")]
+RECIPE_YAMLS = sorted(ROOT.glob("recipes/*/hparams/*.yaml"))
+
+
+@pytest.mark.parametrize("hparams_file", RECIPE_YAMLS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_every_hparams_key_is_read(hparams_file):
+    assert unread_keys(hparams_file, names_read_by(RECIPE_CODE)) == []
+
+
+def test_an_unread_key_is_found(tmp_path):
+    yaml = tmp_path / "x.yaml"
+    yaml.write_text(
+        "a: 1\nb: !ref <a>\nshuffled: True\n__seed: !apply:int [3]\nmax_grad_norm: 2\nc: !new:int []\n"
+    )
+    assert unread_keys(yaml, {"b", "c"}) == ["shuffled"]  # a: read through b's !ref; b, c: by the code
+
+
+def test_grad_clip_is_the_brains_max_grad_norm(tmp_path):
+    for recipe in ("TIMIT", "LibriSpeech"):
+        argv = ["hparams/snn.yaml", "--data_folder", str(tmp_path), "--output_folder", str(tmp_path / recipe)]
+        hparams, _, run_opts, _ = load_recipe([*argv, "--grad_clip", "1.5"], ROOT / "recipes" / recipe)
+        brain = sb.Brain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts)
+        assert brain.max_grad_norm == 1.5, recipe

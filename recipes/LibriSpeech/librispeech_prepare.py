@@ -38,17 +38,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from snn_asr.dataio import (
-    DataError,
-    audio_info,
-    folder_stamp,
-    is_prepared,
-    mark_prepared,
-    read_manifest,
-    read_text_lines,
-    require_format,
-    write_manifest,
-)
+from snn_asr.dataio import DataError, audio_info, read_text_lines, require_folder, require_format
+from snn_asr.recipes.prepare import check_manifest_format, corpus_options, write_manifests
 
 logger = logging.getLogger(__name__)
 
@@ -225,13 +216,13 @@ def prepare_librispeech(
     Example
     -------
     >>> import tempfile
+    >>> from snn_asr.dataio import read_manifest
     >>> out = prepare_librispeech("/work/shared/data/librispeech-samples/LibriSpeech", tempfile.mkdtemp(),
     ...                           tr_splits=[], dev_splits=[], te_splits=["test-clean"])
     >>> read_manifest(out["test-clean"])["1089-134686-0001"]["wrd"]
     'STUFF IT INTO YOU HIS BELLY COUNSELLED HIM'
     """
-    if manifest_format not in ("csv", "json"):
-        raise ValueError(f"manifest_format must be 'csv' or 'json', got {manifest_format!r}")
+    check_manifest_format(manifest_format)
     for name, value in (("tr_splits", tr_splits), ("dev_splits", dev_splits), ("te_splits", te_splits)):
         if isinstance(value, str):
             raise DataError(
@@ -262,9 +253,7 @@ def prepare_librispeech(
         return outputs
 
     fix = f"pass the LibriSpeech folder that holds the split folders, or {GET_DATA}"
-    root = Path(data_folder)
-    if not root.is_dir():
-        raise DataError(f"LibriSpeech data_folder {str(data_folder)!r} not found; {fix}.")
+    root = require_folder(data_folder, "LibriSpeech data_folder", fix)
     for split in splits:
         if not (root / split).is_dir():
             have = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -274,33 +263,24 @@ def prepare_librispeech(
                 "--train_splits, --dev_splits, --test_splits, e.g. --test_splits '[test-clean]'), "
                 f"or {GET_DATA}."
             )
-    options = {
-        "version": PREP_VERSION,
-        "data_folder": str(root.resolve()),
-        "data_stamp": folder_stamp(root / split for split in splits),
-        "splits": splits,
-        "select_n_sentences": select,
-        "merge_lst": list(merge_lst),
-        "merge_name": merge_name,
-        "manifest_format": manifest_format,
-        "sample_rate": sample_rate,
-    }
-    options_file = save / OPTIONS_FILE
-    if is_prepared(list(outputs.values()), options_file, options):
-        logger.info("LibriSpeech manifests in %s are up to date; skipping preparation.", save)
-        return outputs
-    save.mkdir(parents=True, exist_ok=True)
-    options_file.unlink(missing_ok=True)
-    for split in splits:
+    options = corpus_options(
+        PREP_VERSION,
+        root,
+        [root / split for split in splits],
+        splits=splits,
+        select_n_sentences=select,
+        merge_lst=list(merge_lst),
+        merge_name=merge_name,
+        manifest_format=manifest_format,
+        sample_rate=sample_rate,
+    )
+
+    def split_rows(split: str) -> list[dict[str, object]]:
         rows = _read_split(root / split, select[split], sample_rate)
         if not rows:
             raise DataError(
                 f"LibriSpeech split folder {str(root / split)!r} holds no utterances; {GET_DATA}."
             )
-        write_manifest(rows, outputs[split])
-        logger.info("%s: %d utterances", outputs[split], len(rows))
-    for name, group in merges.items():
-        rows = [{"ID": key, **row} for split in group for key, row in read_manifest(outputs[split]).items()]
-        write_manifest(rows, outputs[name])
-    mark_prepared(options_file, options)
-    return outputs
+        return rows
+
+    return write_manifests("LibriSpeech", outputs, save / OPTIONS_FILE, options, split_rows, merges)

@@ -41,23 +41,13 @@ Example
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from snn_asr.dataio import (
-    DataError,
-    audio_info,
-    is_prepared,
-    mark_prepared,
-    read_text_lines,
-    require_format,
-    write_manifest,
-)
-
-logger = logging.getLogger(__name__)
+from snn_asr.dataio import DataError, audio_info, read_text_lines, require_folder, require_format
+from snn_asr.recipes.prepare import check_manifest_format, corpus_options, write_manifests
 
 __all__ = [
     "CORE_TEST_SPEAKERS",
@@ -267,10 +257,8 @@ def _children(folder: Path) -> dict[str, Path]:
 
 def _find_layout(data_folder: str | os.PathLike, uppercase: bool | None) -> dict[str, Path]:
     """The ``train`` and ``test`` folders of a TIMIT copy (any case), checked."""
-    folder = Path(data_folder)
     fix = f"pass the TIMIT folder that holds TRAIN/ and TEST/ (LDC93S1), {MAKE_MINI}"
-    if not folder.is_dir():
-        raise DataError(f"TIMIT data_folder {str(data_folder)!r} not found; {fix}.")
+    folder = require_folder(data_folder, "TIMIT data_folder", fix)
     found = {name: path for name, path in _children(folder).items() if name in ("train", "test")}
     for name in ("train", "test"):
         if name not in found or not found[name].is_dir():
@@ -388,8 +376,7 @@ def prepare_timit(
         raise ValueError(f"phn_set must be 61, 48 or 39, got {phn_set!r}")
     if test_set not in ("core", "full"):
         raise ValueError(f"test_set must be 'core' or 'full', got {test_set!r}")
-    if manifest_format not in ("csv", "json"):
-        raise ValueError(f"manifest_format must be 'csv' or 'json', got {manifest_format!r}")
+    check_manifest_format(manifest_format)
     unknown = set(splits) - {"train", "dev", "test"}
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}; choose from train, dev, test")
@@ -399,23 +386,16 @@ def prepare_timit(
         return outputs
 
     layout = _find_layout(data_folder, uppercase)
-    options = {
-        "version": PREP_VERSION,
-        "data_folder": str(Path(data_folder).resolve()),
-        "data_stamp": {name: layout[name].stat().st_mtime_ns for name in ("train", "test")},
-        "splits": list(splits),
-        "phn_set": phn_set,
-        "test_set": test_set,
-        "manifest_format": manifest_format,
-        "sample_rate": sample_rate,
-    }
-    options_file = save / OPTIONS_FILE
-    if is_prepared(list(outputs.values()), options_file, options):
-        logger.info("TIMIT manifests in %s are up to date; skipping preparation.", save)
-        return outputs
-    save.mkdir(parents=True, exist_ok=True)
-    options_file.unlink(missing_ok=True)
-
+    options = corpus_options(
+        PREP_VERSION,
+        data_folder,
+        [layout["train"], layout["test"]],
+        splits=list(splits),
+        phn_set=phn_set,
+        test_set=test_set,
+        manifest_format=manifest_format,
+        sample_rate=sample_rate,
+    )
     selection: dict[str, tuple[str, Callable[[str], bool]]] = {
         "train": ("train", lambda speaker: True),
         "dev": ("test", DEV_SPEAKERS.__contains__),
@@ -425,7 +405,8 @@ def prepare_timit(
         ),
     }
     expected = {"train": "462 speakers", "dev": "the standard 50 speakers", "test": "the 24 core speakers"}
-    for split in splits:
+
+    def split_rows(split: str) -> list[dict[str, object]]:
         folder_name, keep = selection[split]
         utterances = _utterances(layout[folder_name], keep)
         if not utterances:
@@ -433,9 +414,6 @@ def prepare_timit(
                 f"No {split} utterances (TIMIT has {expected[split]}) under {str(layout[folder_name])!r}; "
                 f"pass a complete TIMIT copy, {MAKE_MINI}."
             )
-        rows = sorted((_row(utt, phn_set, sample_rate) for utt in utterances), key=lambda row: row["ID"])
-        write_manifest(rows, outputs[split])
-        n_speakers = len({row["spk_id"] for row in rows})
-        logger.info("%s: %d utterances of %d speakers", outputs[split], len(rows), n_speakers)
-    mark_prepared(options_file, options)
-    return outputs
+        return sorted((_row(utt, phn_set, sample_rate) for utt in utterances), key=lambda row: row["ID"])
+
+    return write_manifests("TIMIT", outputs, save / OPTIONS_FILE, options, split_rows)

@@ -1,22 +1,26 @@
-"""The training and evaluation loop shared by the recipes: encoder + CTC, optionally + attention.
+"""The training and evaluation loops shared by the recipes: encoder + CTC, optionally + attention.
 
-``ASRBrain`` is a SpeechBrain ``Brain``. Its modules and hyperparameters come from a
-recipe's YAML (``compute_features``, ``normalize``, ``encoder``, ``ctc_lin``,
-``log_softmax``, ``ctc_cost``; for joint CTC/attention also ``emb``, ``dec``,
-``seq_lin``, ``seq_cost``, ``ctc_weight``, ``valid_search``/``test_search``).
-A recipe subclasses it only to say how token ids become scoring units
-(:meth:`ASRBrain.to_units`): words for LibriSpeech, 39 phones for TIMIT. Test-time decoding
-is set by the recipe: :attr:`ASRBrain.test_search` (a CTC prefix beam searcher for CTC
-models, the YAML's attention beam searcher otherwise) and :attr:`ASRBrain.rescorer`
-(a SpeechBrain ``RescorerBuilder`` that re-ranks the CTC N-best list).
+``RecipeBrain`` is the SpeechBrain ``Brain`` every recipe's model trains with: after each dev
+epoch it anneals the learning rate (``lr_annealing``), keeps the best checkpoints and logs the
+epoch (:meth:`RecipeBrain.end_dev_epoch`); it wraps modules for DDP itself
+(:meth:`RecipeBrain._wrap_distributed`). ``ASRBrain`` (here) and ``LMBrain``
+(:mod:`~snn_asr.recipes.rnnlm`) build on it.
 
-Per epoch it logs loss and error rate, anneals the learning rate on the dev loss
-(``lr_annealing``; ``lr_annealing_metric: error_rate`` for the dev error instead), keeps
-the best checkpoints, and saves PNG training curves. At test time it writes SpeechBrain's
-per-utterance alignment file, an op-count / spike-rate report of the encoder against a
-same-size GRU, a spike raster and a spike-rate histogram, and cross-checks SpeechBrain's
-error rate against jiwer's on the same hypotheses and references (:func:`cross_check_wer`;
-a disagreement raises).
+``ASRBrain``'s modules and hyperparameters come from a recipe's YAML (``compute_features``,
+``normalize``, ``encoder``, ``ctc_lin``, ``log_softmax``, ``ctc_cost``; for joint CTC/attention
+also ``emb``, ``dec``, ``seq_lin``, ``seq_cost``, ``ctc_weight``, ``valid_search``/``test_search``).
+How token ids become scoring units (words for LibriSpeech, 39 phones for TIMIT) is the recipe's
+:class:`~snn_asr.recipes.data.Units`. Test-time decoding is set by the recipe flow
+(:mod:`~snn_asr.recipes.run`): :attr:`ASRBrain.test_search` (a CTC prefix beam searcher for CTC
+models, the YAML's attention beam searcher otherwise) and :attr:`ASRBrain.rescorer` (a SpeechBrain
+``RescorerBuilder`` that re-ranks the CTC N-best list).
+
+Per epoch it logs loss and error rate, anneals on the dev loss (``lr_annealing_metric:
+error_rate`` for the dev error instead), keeps the best checkpoints, and saves PNG training
+curves. At test time it writes SpeechBrain's per-utterance alignment file, an op-count /
+spike-rate report of the encoder against a same-size GRU, a spike raster and a spike-rate
+histogram, and cross-checks SpeechBrain's error rate against jiwer's on the same hypotheses and
+references (:func:`cross_check_wer`; a disagreement raises).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from snn_asr.neurons import SpikingNeuron
 from snn_asr.ops import OpsReport, count_ops
+from snn_asr.recipes.data import Units
 from snn_asr.recipes.plots import spike_raster, spike_rate_histogram, training_curves
 
 
@@ -80,23 +85,6 @@ def cross_check_wer(error_metrics: sb.utils.metric_stats.ErrorRateStats) -> dict
     return {**result, "agree": True}
 
 
-def bos_eos_tokens(token_ids: list[int], bos_index: int, eos_index: int):
-    """The decoder's input (``<bos>`` + tokens), its target (tokens + ``<eos>``) and the CTC target.
-
-    A data-pipeline helper shared by the recipes; all three are ``LongTensor``.
-
-    Example
-    -------
-    >>> [t.tolist() for t in bos_eos_tokens([5, 6], bos_index=1, eos_index=2)]
-    [[1, 5, 6], [5, 6, 2], [5, 6]]
-    """
-    return (
-        torch.LongTensor([bos_index, *token_ids]),
-        torch.LongTensor([*token_ids, eos_index]),
-        torch.LongTensor(token_ids),
-    )
-
-
 def ctc_beam_searcher(hparams: dict, vocab: list[str], **options) -> CTCPrefixBeamSearcher:
     """SpeechBrain's CTC prefix beam search over ``vocab`` with the YAML's ``blank_index`` and ``beam_size``.
 
@@ -113,8 +101,84 @@ def ctc_beam_searcher(hparams: dict, vocab: list[str], **options) -> CTCPrefixBe
     )
 
 
-class ASRBrain(sb.Brain):
+class RecipeBrain(sb.Brain):
+    """A ``Brain`` that ends each dev epoch as every recipe does, and wraps its modules for DDP."""
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+
+    def end_dev_epoch(self, epoch: int, stats: dict, anneal_on: str, keep_lowest: str) -> None:
+        """Anneals the learning rate on ``stats[anneal_on]``, checkpoints, records, then logs the epoch.
+
+        The checkpoints with the lowest ``stats[keep_lowest]`` are kept. Checkpoint before
+        :meth:`record_epoch` and logging: a run killed after its log line never repeats that epoch.
+        """
+        old_lr, new_lr = self.hparams.lr_annealing(stats[anneal_on])
+        sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+        self.checkpointer.save_and_keep_only(meta={keep_lowest: stats[keep_lowest]}, min_keys=[keep_lowest])
+        self.record_epoch(epoch, stats)
+        self.hparams.train_logger.log_stats(
+            stats_meta={"epoch": epoch, "lr": old_lr},
+            train_stats={"loss": self.train_loss},
+            valid_stats=stats,
+        )
+
+    def record_epoch(self, epoch: int, stats: dict) -> None:
+        """Keeps a checkpointed dev epoch's ``stats`` beyond the log (nothing here)."""
+
+    def log_test(self, stats: dict) -> None:
+        """Logs a test stage's ``stats`` with the epoch of the checkpoint that was tested."""
+        self.hparams.train_logger.log_stats(
+            stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
+        )
+
+    def _wrap_distributed(self):
+        """DDP wrapping without SpeechBrain's SyncBatchNorm conversion, keeping DDP's buffer broadcast.
+
+        Under ``torchrun`` SpeechBrain's ``Brain`` converts every batch norm to ``SyncBatchNorm``,
+        which fails on CPU (gloo) and would replace
+        :class:`~snn_asr.neurons.normalization.MaskedBatchNorm` (which keeps padding out of the
+        statistics) with an unmasked one. So here each process normalises its batch with that
+        batch's own statistics; gradients are all-reduced as usual.
+
+        The running buffers (batch norm's running mean and variance, the quantizers' running scale
+        M) follow DDP's ``broadcast_buffers=True``, chosen here explicitly (SpeechBrain 1.1.2 passes
+        DDP only ``find_unused_parameters``; it has no option for this): at every training forward,
+        DDP first copies rank 0's buffers to every rank, each rank then updates its copy from its
+        own batch, and the next forward overwrites that again. The statistics kept, and saved in
+        the checkpoints (written by rank 0), are therefore rank 0's: running averages over rank 0's
+        batches only; the other ranks' batches shape the gradients, not the statistics. We keep
+        that because every rank then starts each step with the same model, buffers included, and
+        all ranks test with the checkpoint's statistics; without the broadcast each rank's
+        statistics would drift apart from the others'. (The feature normaliser, SpeechBrain's
+        ``InputNormalization``, has no parameters and is not wrapped: it all-reduces its own
+        statistics over the ranks.)
+        """
+        if not self.distributed_launch:
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = None if self.distributed_backend == "gloo" else [self.device]
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module,
+                    device_ids=device_ids,
+                    find_unused_parameters=self.find_unused_parameters,
+                    broadcast_buffers=True,
+                )
+
+
+class ASRBrain(RecipeBrain):
     """CTC (and optionally joint CTC/attention) ASR over any encoder with SpeechBrain's RNN interface.
+
+    Arguments
+    ---------
+    *args, **kwargs
+        ``sb.Brain``'s (``modules``, ``opt_class``, ``hparams``, ``run_opts``, ``checkpointer``).
+    units : Units
+        How token ids become scoring units (:mod:`~snn_asr.recipes.data`).
 
     Attributes
     ----------
@@ -126,43 +190,18 @@ class ASRBrain(sb.Brain):
         Re-ranks the N-best list of a CTC ``test_search`` (its ``topk`` hypotheses).
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, units: Units, **kwargs):
         super().__init__(*args, **kwargs)
+        self.units = units
         self.test_search = getattr(self.hparams, "test_search", None) if self.attention else None
         self.rescorer = None
+        self.wer_file = Path(self.hparams.output_folder) / "wer_test.txt"
         self.annealing_metric = getattr(self.hparams, "lr_annealing_metric", "loss")
         if self.annealing_metric not in ("loss", "error_rate"):
             raise ValueError(
                 f"lr_annealing_metric is {self.annealing_metric!r}; pass --lr_annealing_metric loss "
                 "(or error_rate)"
             )
-
-    def to_units(self, token_ids: list[list[int]]) -> list[list[str]]:
-        """Scoring units (words, phones) of each token-id sequence; recipes override this."""
-        return [[str(t) for t in seq] for seq in token_ids]
-
-    def text_to_units(self, text: str) -> list[str]:
-        """Scoring units of a beam-search hypothesis text (space-separated words or phones)."""
-        return text.split()
-
-    def _wrap_distributed(self):
-        """DDP wrapping without SpeechBrain's SyncBatchNorm conversion.
-
-        ``Brain`` converts every batch norm to ``SyncBatchNorm`` under ``torchrun``, which
-        fails on CPU (gloo) and would replace :class:`~snn_asr.neurons.normalization.MaskedBatchNorm`
-        (which keeps padding out of the statistics) with an unmasked one. Each process
-        therefore keeps its own batch-norm statistics; gradients are still all-reduced.
-        """
-        if not self.distributed_launch:
-            return super()._wrap_distributed()
-        from torch.nn.parallel import DistributedDataParallel
-
-        device_ids = None if self.distributed_backend == "gloo" else [self.device]
-        for name, module in self.modules.items():
-            if any(p.requires_grad for p in module.parameters()):
-                self.modules[name] = DistributedDataParallel(
-                    module, device_ids=device_ids, find_unused_parameters=self.find_unused_parameters
-                )
 
     def augmenting(self, stage) -> bool:
         """Whether this stage's waveforms go through the YAML's ``wav_augment`` (``augment: True``)."""
@@ -200,7 +239,7 @@ class ASRBrain(sb.Brain):
             if stage != sb.Stage.TRAIN:
                 search = self.test_search if stage == sb.Stage.TEST else self.hparams.valid_search
                 hyps, *_ = search(encoded, wav_lens)
-                out["hyps"] = self.to_units(hyps)
+                out["hyps"] = self.units.to_units(hyps)
         elif stage != sb.Stage.TRAIN:
             out["hyps"] = self.ctc_decode(out["p_ctc"], wav_lens, stage)
         return out
@@ -213,7 +252,7 @@ class ASRBrain(sb.Brain):
         """
         search = self.test_search if stage == sb.Stage.TEST else None
         if search is None:
-            return self.to_units(
+            return self.units.to_units(
                 sb.decoders.ctc_greedy_decode(p_ctc, wav_lens, blank_id=self.hparams.blank_index)
             )
         nbest = search(p_ctc, wav_lens)
@@ -225,7 +264,7 @@ class ASRBrain(sb.Brain):
             )
             for i, hyps in zip(kept, ranked):
                 texts[i] = hyps[0]
-        return [self.text_to_units(text) for text in texts]
+        return [self.units.text_to_units(text) for text in texts]
 
     def compute_objectives(self, predictions, batch, stage):
         tokens, token_lens = batch.tokens
@@ -245,7 +284,7 @@ class ASRBrain(sb.Brain):
             refs = [
                 seq[: int(round(float(n) * tokens.shape[1]))] for seq, n in zip(tokens.tolist(), token_lens)
             ]
-            self.error_metrics.append(batch.id, predictions["hyps"], self.to_units(refs))
+            self.error_metrics.append(batch.id, predictions["hyps"], self.units.to_units(refs))
         return loss
 
     def on_stage_start(self, stage, epoch=None):
@@ -255,35 +294,22 @@ class ASRBrain(sb.Brain):
             self.error_metrics = self.hparams.error_rate_computer()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
+        super().on_stage_end(stage, stage_loss, epoch)
         if stage == sb.Stage.TRAIN:
-            self.train_loss = stage_loss
             self.train_seconds = time.monotonic() - self.epoch_started
             return
-        error = self.error_metrics.summarize("error_rate")
-        stats = {"loss": stage_loss, "error_rate": error}
+        stats = {"loss": stage_loss, "error_rate": self.error_metrics.summarize("error_rate")}
         if stage == sb.Stage.VALID:
-            old_lr, new_lr = self.hparams.lr_annealing(stats[self.annealing_metric])
-            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
-            # Checkpoint before logging: a run killed after its log line never repeats that epoch.
-            self.checkpointer.save_and_keep_only(meta={"error_rate": error}, min_keys=["error_rate"])
-            self._record_history(epoch, stats)
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": old_lr},
-                train_stats={"loss": self.train_loss},
-                valid_stats=stats,
-            )
+            self.end_dev_epoch(epoch, stats, anneal_on=self.annealing_metric, keep_lowest="error_rate")
+            return
+        self.log_test(stats)
+        if sb.utils.distributed.if_main_process():
+            with open(self.wer_file, "w", encoding="utf-8") as w:
+                self.error_metrics.write_stats(w)
+            check = cross_check_wer(self.error_metrics)
+            self.wer_file.with_suffix(".json").write_text(json.dumps(check, indent=1))
 
-        else:
-            self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
-            )
-            if sb.utils.distributed.if_main_process():
-                with open(self.hparams.test_wer_file, "w", encoding="utf-8") as w:
-                    self.error_metrics.write_stats(w)
-                check = cross_check_wer(self.error_metrics)
-                Path(self.hparams.test_wer_file).with_suffix(".json").write_text(json.dumps(check, indent=1))
-
-    def _record_history(self, epoch: int, stats: dict) -> None:
+    def record_epoch(self, epoch: int, stats: dict) -> None:
         """Appends this epoch (losses, dev error, train time) to ``history.json``; redraws the curves."""
         if not sb.utils.distributed.if_main_process():
             return
@@ -338,7 +364,7 @@ class ASRBrain(sb.Brain):
         hp = self.hparams
         reports = {}
         for name, dataset in tests.items():
-            hp.test_wer_file = str(Path(hp.output_folder) / f"wer_{name}{suffix}.txt")
+            self.wer_file = Path(hp.output_folder) / f"wer_{name}{suffix}.txt"
             self.evaluate(dataset, min_key="error_rate", test_loader_kwargs=hp.test_dataloader_opts)
             if not suffix and sb.utils.distributed.if_main_process():
                 reports[name] = self.spiking_report(dataset, name)

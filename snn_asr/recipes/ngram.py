@@ -26,6 +26,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from snn_asr.dataio import column_stamp, is_prepared, mark_prepared
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 
@@ -104,21 +106,29 @@ def _backoff_prob(probs, gammas, gram: tuple) -> float:
 
 
 def arpa_from_manifest(manifest: str | Path, column: str, order: int, path: str | Path) -> Path:
-    """Writes (unless ``path`` exists) an ARPA n-gram over the space-separated ``column`` of a CSV manifest.
+    """An ARPA n-gram over the space-separated ``column`` of a CSV manifest, written unless up to date.
+
+    The ARPA file is kept while the stamp beside it (``path`` with ``.json``) holds the same order
+    and transcripts (:func:`~snn_asr.dataio.column_stamp`): changed training transcripts under the
+    same output folder write a new one.
 
     Example
     -------
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "train.csv").write_text("ID,phn\\na,sil b sil\\nb,sil b b sil\\n")
+    >>> _ = (folder / "train.csv").write_text("ID,duration,wav,phn\\na,1,x,sil b sil\\nb,1,x,sil b b sil\\n")
     >>> arpa_from_manifest(folder / "train.csv", "phn", 2, folder / "lm.arpa").name
     'lm.arpa'
     """
     path = Path(path)
-    if not path.exists():
+    stamp = path.with_suffix(".json")
+    options = {"order": order, "column": column, "transcripts": column_stamp(manifest, column)}
+    if not is_prepared([path], stamp, options):
         with open(manifest, encoding="utf-8", newline="") as fin:
             sentences = [row[column].split() for row in csv.DictReader(fin)]
+        stamp.unlink(missing_ok=True)
         write_arpa(sentences, order, path)
+        mark_prepared(stamp, options)
     return path
 
 

@@ -4,7 +4,8 @@
   with ``return_hidden: True``) on ``tokens_bos`` -> ``tokens_eos`` with SpeechBrain's NLL,
   keeping the checkpoints of lowest dev loss (``recipes/LibriSpeech/train_lm.py``).
 - :func:`load_rnnlm` rebuilds such an LM from its experiment folder (architecture from the
-  saved ``hyperparams.yaml``, weights from the best checkpoint).
+  saved ``hyperparams.yaml``, weights from the best checkpoint); :func:`load_rnnlm_for` also
+  checks that it was trained with the ASR model's tokenizer.
 - :func:`rnnlm_rescorer` re-ranks N-best lists with it (SpeechBrain's ``RNNLMRescorer``),
   :func:`with_rnnlm` adds it to an attention beam search (``RNNLMScorer``, shallow fusion).
 
@@ -14,6 +15,7 @@ The LM's tokens must be the ASR model's: train it with the ASR model's tokenizer
 from __future__ import annotations
 
 import copy
+import filecmp
 import math
 from io import StringIO
 from pathlib import Path
@@ -24,8 +26,10 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.decoders.scorer import RescorerBuilder, RNNLMRescorer, RNNLMScorer, ScorerBuilder
 
+from snn_asr.recipes.brain import RecipeBrain
 
-class LMBrain(sb.Brain):
+
+class LMBrain(RecipeBrain):
     """Next-token training of ``modules.lm`` (returns ``(logits, hidden)``) with ``hparams.compute_cost``.
 
     Logs loss and perplexity per epoch, anneals the learning rate on the dev loss
@@ -43,23 +47,12 @@ class LMBrain(sb.Brain):
         return self.hparams.compute_cost(predictions, tokens_eos, length=tokens_len)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self.train_loss = stage_loss
-            return
+        super().on_stage_end(stage, stage_loss, epoch)
         stats = {"loss": stage_loss, "perplexity": math.exp(min(stage_loss, 50.0))}
         if stage == sb.Stage.VALID:
-            old_lr, new_lr = self.hparams.lr_annealing(stage_loss)
-            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
-            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, min_keys=["loss"])
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": old_lr},
-                train_stats={"loss": self.train_loss},
-                valid_stats=stats,
-            )
-        else:
-            self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
-            )
+            self.end_dev_epoch(epoch, stats, anneal_on="loss", keep_lowest="loss")
+        elif stage == sb.Stage.TEST:
+            self.log_test(stats)
 
 
 def load_rnnlm(folder: str | Path, key: str = "lm_model") -> tuple[torch.nn.Module, str]:
@@ -88,6 +81,17 @@ def load_rnnlm(folder: str | Path, key: str = "lm_model") -> tuple[torch.nn.Modu
         raise FileNotFoundError(f"no checkpoint of the LM in {folder / 'save'}: train it first")
     model.load_state_dict(torch.load(checkpoint.paramfiles["model"], map_location="cpu"))
     return model.eval(), str(folder / "save" / "tokenizer.model")
+
+
+def load_rnnlm_for(folder: str | Path, tokenizer_file: str | Path) -> torch.nn.Module:
+    """The LM of :func:`load_rnnlm`; a one-line ``ValueError`` unless it was trained on ``tokenizer_file``."""
+    lm, lm_tokenizer = load_rnnlm(folder)
+    if not filecmp.cmp(lm_tokenizer, tokenizer_file, shallow=False):
+        raise ValueError(
+            f"the RNNLM in {folder} was trained with tokenizer {lm_tokenizer}, not this model's "
+            f"{tokenizer_file}: train it with --tokenizer_file {tokenizer_file}"
+        )
+    return lm
 
 
 def rnnlm_rescorer(
