@@ -9,11 +9,10 @@ import subprocess
 import numpy as np
 import pretrained_model
 import soundfile as sf
-from pretrained_model import needs_fsdd, training_files
+from pretrained_model import training_files
 
 from snn_asr.inference.cli import main
 
-pytestmark = needs_fsdd
 pretrained = pretrained_model.pretrained  # the session's trained model (fixture)
 
 
@@ -101,3 +100,4 @@ def test_bad_model_folder_and_console_script(pretrained, capsys, tmp_path):
     )
     done = subprocess.run(["snn-asr", "transcribe", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--chunk-seconds" in done.stdout
+    assert "spoken length" in " ".join(done.stdout.split())  # what a CTC word's duration is

@@ -20,6 +20,11 @@ loops = compiled_and_numba(fused)  # which time loop the fused recurrence runs
 
 
 SPIKES = [(6, 3), (3, 0), (1, 0)]  # (bits, threshold): the paper's, a coarse one, binary
+MODES = [
+    (True, "batch"),
+    (True, "frame"),
+    (False, "batch"),
+]  # (train, scale_update); eval: M frozen either way
 
 
 def padding(batch: int, time: int) -> torch.Tensor:
@@ -29,9 +34,10 @@ def padding(batch: int, time: int) -> torch.Tensor:
     return valid
 
 
-def pair(kind, bits, threshold, train, dtype=torch.float32, dropout=0.3):
+def pair(kind, bits, threshold, train, dtype=torch.float32, dropout=0.3, scale_update="batch"):
     """A layer with non-trivial statistics and an identical copy that runs the reference loop."""
-    layer = NEURONS[kind](5, 8, bits=bits, threshold=threshold, dropout=dropout).to(dtype)
+    layer = NEURONS[kind](5, 8, bits=bits, threshold=threshold, dropout=dropout, scale_update=scale_update)
+    layer = layer.to(dtype)
     layer.train()
     with torch.no_grad():
         layer(torch.randn(4, 10, 5, dtype=dtype) * 2)
@@ -50,11 +56,11 @@ def loss(out, state, weights):
 
 @pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
 @pytest.mark.parametrize("bits, threshold", SPIKES)
-@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("train, scale_update", MODES)
 @pytest.mark.parametrize("padded", [False, True])
-def test_forward_is_bit_identical(kind, bits, threshold, train, padded):
+def test_forward_is_bit_identical(kind, bits, threshold, train, scale_update, padded):
     torch.manual_seed(0)
-    layer, reference = pair(kind, bits, threshold, train)
+    layer, reference = pair(kind, bits, threshold, train, scale_update=scale_update)
     x = torch.randn(3, 24, 5) * 2
     state = NeuronState(*(torch.randn(3, 8) * 0.3 for _ in range(3)))
     valid = padding(3, 24) if padded else None
@@ -87,11 +93,11 @@ def test_paper_size_v2_is_bit_identical(train):
 
 @pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
 @pytest.mark.parametrize("bits, threshold", SPIKES)
-@pytest.mark.parametrize("train", [True, False])
-def test_gradients_match_reference(kind, bits, threshold, train):
+@pytest.mark.parametrize("train, scale_update", MODES)
+def test_gradients_match_reference(kind, bits, threshold, train, scale_update):
     """Gradients to the input, every parameter (W, BN, U, tau) and the initial state, in float64."""
     torch.manual_seed(1)
-    layer, reference = pair(kind, bits, threshold, train, dtype=torch.float64)
+    layer, reference = pair(kind, bits, threshold, train, dtype=torch.float64, scale_update=scale_update)
     x = (torch.randn(3, 20, 5, dtype=torch.float64) * 2).requires_grad_()
     state = [(torch.randn(3, 8, dtype=torch.float64) * 0.3).requires_grad_() for _ in range(3)]
     valid = padding(3, 20)
@@ -105,6 +111,24 @@ def test_gradients_match_reference(kind, bits, threshold, train):
         assert b is not None and a is not None, name
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
     assert any(g.abs().sum() > 0 for g in grads[0][1:4])  # the gradient reaches the initial state
+
+
+@pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
+def test_first_batch_moves_the_scale_every_frame_then_once_per_batch(kind):
+    """``scale_update="batch"``: with no scale yet the first batch folds each valid frame in (and
+    fires at the scale as it moves); every later batch folds once and fires at a fixed scale."""
+    torch.manual_seed(12)
+    layer = NEURONS[kind](5, 8, dropout=0.2)
+    reference = copy.deepcopy(layer)
+    valid = padding(3, 16)
+    for batch, steps in ((0, 16), (1, 17), (2, 18)):
+        x = torch.randn(3, 16, 5) * 2
+        out, final = run(layer, x, None, valid, seed=batch)
+        ref_out, ref_final = run(reference, x, None, valid, seed=batch, implementation="reference")
+        assert torch.equal(out, ref_out)
+        for a, b in zip((*final, *layer.buffers()), (*ref_final, *reference.buffers())):
+            assert torch.equal(a, b)
+        assert int(layer.quantizer.steps) == steps
 
 
 def test_straight_through_gradient_is_zero_outside_the_scale():
@@ -132,9 +156,10 @@ def test_float32_gradients_agree_to_rounding():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
 
 
-def test_frames_with_no_valid_row_leave_the_scale_alone():
+@pytest.mark.parametrize("scale_update", ["batch", "frame"])
+def test_frames_with_no_valid_row_leave_the_scale_alone(scale_update):
     torch.manual_seed(4)
-    layer, reference = pair("v2", 6, 3, train=True)
+    layer, reference = pair("v2", 6, 3, train=True, scale_update=scale_update)
     x = torch.randn(1, 12, 5)
     valid = torch.arange(12)[None] < 7
     out, _ = run(layer, x, None, valid)
@@ -243,8 +268,8 @@ def test_compiled_and_numba_loops_agree_bit_for_bit(kind, dtype, loops, monkeypa
         pytest.skip("compares the two loops once")
     torch.manual_seed(8)
     layers = []
-    for bits, threshold in ((6, 3), (1, 0)):
-        layer, _ = pair(kind, bits, threshold, train=True, dtype=dtype)
+    for bits, threshold, scale_update in ((6, 3, "batch"), (1, 0, "batch"), (6, 3, "frame")):
+        layer, _ = pair(kind, bits, threshold, train=True, dtype=dtype, scale_update=scale_update)
         layers += [layer, copy.deepcopy(layer)]
     x = (torch.randn(3, 25, 5, dtype=dtype) * 2).requires_grad_()
     valid, weights = padding(3, 25), torch.randn(3, 25, 8, dtype=dtype)
@@ -256,6 +281,6 @@ def test_compiled_and_numba_loops_agree_bit_for_bit(kind, dtype, loops, monkeypa
             out, final = run(layer, x, None, valid)
             grads = torch.autograd.grad(loss(out, final, weights), [x, *layer.parameters()])
         results.append((out, *final, layer.quantizer.ema, *grads))
-    for compiled, numba in (results[0:2], results[2:4]):
+    for compiled, numba in (results[0:2], results[2:4], results[4:6]):
         for a, b in zip(compiled, numba):
             assert torch.equal(a, b)

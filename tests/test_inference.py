@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +14,28 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as F
-from pretrained_model import FSDD, REPO, needs_fsdd, training_files
+from corpora import FSDD, REPO, make_digits
+from pretrained_model import training_files
+from speechbrain.dataio.encoder import CTCTextEncoder
+from speechbrain.decoders.ctc import ctc_greedy_decode
 from speechbrain.inference.ASR import EncoderASR
+from speechbrain.lobes.features import Fbank
+from speechbrain.lobes.models.convolution import ConvolutionFrontEnd
+from speechbrain.lobes.models.CRDNN import CRDNN
+from speechbrain.nnet.activations import Softmax
+from speechbrain.nnet.containers import LengthsCapableSequential
+from speechbrain.nnet.linear import Linear
+from speechbrain.processing.features import InputNormalization
 
+from snn_asr import SpikingRNN
 from snn_asr.dataio import load_audio
+from snn_asr.encoders.pipelines import SpikingEncoder
 from snn_asr.inference.asr import MIN_CHUNK_FRAMES, ModelError, SpikingASR
 from snn_asr.recipes.ngram import arpa_from_manifest
 
 sys.path.insert(0, str(REPO / "tools"))
 import export_model  # noqa: E402
 
-pytestmark = needs_fsdd
 pretrained = pretrained_model.pretrained  # the session's trained model (fixture)
 
 
@@ -90,11 +102,7 @@ def bundled():
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory) -> list[tuple[Path, str]]:
     """Connected digits of 'theo', the FSDD speaker the bundled model never heard, with their words."""
-    corpus = tmp_path_factory.mktemp("held_out") / "digits"
-    pretrained_model.run(
-        [str(REPO / "tools/make_librispeech_corpus.py"), "digits", str(corpus), "--size", "tiny",
-         "--jobs", "1", "--quiet", "--fsdd", str(FSDD)], corpus.parent,
-    )  # fmt: skip
+    corpus = make_digits(tmp_path_factory.mktemp("held_out") / "digits", "--size", "tiny", "--jobs", "1")
     refs = dict(
         line.split(" ", 1) for t in (corpus / "test-clean").rglob("*.trans.txt")
         for line in t.read_text().splitlines()
@@ -215,3 +223,89 @@ def test_bad_model_folder_names_the_file(pretrained, tmp_path, damage):
     (model / "hyperparams.yaml").unlink()
     with pytest.raises(ModelError, match="not a model folder"):
         SpikingASR.from_hparams(source=str(model))
+
+
+def test_op_report_leaves_the_model_as_it_found_it(bundled):
+    """``report=True`` counts in eval mode and hands every module back in its mode, M frozen."""
+    signal = torch.cat([load_audio(f) for f in sorted((FSDD / "recordings").glob("*_theo_*.wav"))[:3]])
+    modes = {name: module.training for name, module in bundled.mods.named_modules()}
+    scales = [float(layer.quantizer.scale) for layer in bundled.parts.enc.layers]
+    plain = next(bundled.stream_log_probs(signal))[0]
+    reported = bundled.transcribe_signal(signal, report=True)
+    assert reported.ops is not None and reported.ops.spike_rates()
+    assert {name: module.training for name, module in bundled.mods.named_modules()} == modes
+    assert [float(layer.quantizer.scale) for layer in bundled.parts.enc.layers] == scales
+    assert torch.equal(next(bundled.stream_log_probs(signal))[0], plain)
+    assert reported.text == bundled.transcribe_signal(signal).text
+
+
+def tiny_asr(enc: torch.nn.Module, width: int) -> SpikingASR:
+    """An in-memory model around ``enc`` whose CTC output is token ``a`` on every frame."""
+    fbank, normalize = Fbank(n_mels=20), InputNormalization()
+    normalize(fbank(0.1 * torch.randn(1, 16000)), torch.ones(1))  # global statistics, as training leaves
+    ctc_lin = Linear(input_size=width, n_neurons=2)
+    with torch.no_grad():
+        ctc_lin.w.weight.zero_()
+        ctc_lin.w.bias.copy_(torch.tensor([0.0, 5.0]))
+    tokens = CTCTextEncoder()
+    tokens.insert_blank()
+    tokens.add_label("a")
+    tokens.ignore_len()
+    chain = LengthsCapableSequential(
+        compute_features=fbank,
+        normalize=normalize,
+        enc=enc,
+        ctc_lin=ctc_lin,
+        log_softmax=Softmax(apply_log=True),
+    )
+    hparams = {"tokenizer": tokens, "decoding_function": partial(ctc_greedy_decode, blank_id=0)}
+    return SpikingASR(modules={"encoder": chain}, hparams=hparams | {"sample_rate": 16000, "blank_index": 0})
+
+
+def conv_front_end(stride: int) -> SpikingEncoder:
+    cnn = partial(ConvolutionFrontEnd, num_blocks=1, num_layers_per_block=1, out_channels=[4],
+                  kernel_sizes=[3], strides=[stride], residuals=[False])  # fmt: skip
+    return SpikingEncoder([None, None, 20], hidden_size=8, front_end=cnn, output_size=8)
+
+
+ENCODERS = {
+    "SpikingRNN": (lambda: SpikingRNN(8, input_size=20), 1),
+    "ConvolutionFrontEnd stride 2": (lambda: conv_front_end(2), 2),
+    "ConvolutionFrontEnd stride 4": (lambda: conv_front_end(4), 4),
+    "CRDNN time pooling 2": (
+        lambda: CRDNN(
+            input_shape=[None, None, 20],
+            cnn_blocks=1,
+            cnn_channels=(4,),
+            time_pooling=True,
+            time_pooling_size=2,
+            rnn_class=SpikingRNN,
+            rnn_layers=1,
+            rnn_neurons=8,
+            dnn_blocks=1,
+            dnn_neurons=8,
+        ),
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_times_follow_the_encoders_frame_rate(name):
+    """A token CTC emits on every frame of a second: greedy's run spans the second, whatever the time stride.
+
+    SpeechBrain's beam search marks a word from its first token's first frame to one frame past
+    its last token's first frame: here one CTC frame, ``stride`` Fbank hops long.
+    """
+    build, stride = ENCODERS[name]
+    asr = tiny_asr(build(), 8)
+    signal = 0.1 * torch.randn(16000)  # 101 Fbank frames
+    greedy = asr.transcribe_signal(signal, report=True)
+    assert [(t.text, t.start) for t in greedy.tokens] == [("a", 0.0)]
+    assert greedy.words[0].end == pytest.approx(1.0, abs=0.01 * stride + 1e-9)  # old: 1 / stride s
+    assert greedy.ops.frames == 101
+    asr.set_decoder(beam_size=2)
+    (word,) = asr.transcribe_signal(signal).words
+    assert (word.text, word.start) == ("a", 0.0) and word.end == pytest.approx(0.01 * stride)
+    ctc_frames = next(asr.stream_log_probs(signal))[0].shape[1]
+    assert asr.ctc_frame_shift(101, ctc_frames) == pytest.approx(0.01 * stride)

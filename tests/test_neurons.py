@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from snn_asr.dispatch import run_layer
-from snn_asr.neurons import RECURRENT_GAIN, GatedLIFNeuron, LIFNeuron, RecurrentGatedLIFNeuron
+from snn_asr.neurons import NEURONS, RECURRENT_GAIN, GatedLIFNeuron, LIFNeuron, RecurrentGatedLIFNeuron
 
 S = 4 * (1 - 1e-4)  # 3-bit spikes at scale 1: s = n(1 - 1e-4)/M with n = 4
 
@@ -114,6 +114,45 @@ def test_v2_running_scale_stays_bounded_under_strong_recurrence(implementation):
         layer.u.weight.mul_(3.0)
         run_layer(layer, torch.randn(4, 500, 16), implementation=implementation)
     assert 0.5 < float(layer.quantizer.scale) < 20.0
+
+
+def frozen_scale_after(kind, batches, implementation, **options) -> float:
+    """The eval-time scale of a layer trained on ``batches``, with batch norm frozen (so that
+    only the running scale learns from them)."""
+    torch.manual_seed(7)
+    layer = NEURONS[kind](6, 16, **options)
+    layer.norm.eval()
+    with torch.no_grad():
+        for batch in batches:
+            run_layer(layer, batch, implementation=implementation)
+    return float(layer.quantizer.scale)
+
+
+@pytest.mark.parametrize("kind", ["lif", "v1"])  # (v2's own spikes keep it active through a quiet input)
+@pytest.mark.parametrize("implementation", ["reference", "fused"])
+def test_frozen_scale_does_not_follow_the_last_batch_tail(kind, implementation):
+    """Issue 15, item 3: per frame, the EMA of the running scale remembers about 100 frames, so
+    a last training batch whose final 150 frames are quiet lowered the frozen scale by a third
+    or more. By default the scale moves once per batch, by the mean of its frame maxima: the
+    quiet half of the last batch can move it by at most 0.1 (one update's weight) x 0.5."""
+    torch.manual_seed(6)
+    batches = [torch.randn(4, 300, 6) for _ in range(12)]
+    quiet = batches[-1].clone()
+    quiet[:, 150:] *= 0.05
+    lasts = (batches[-1], quiet)
+    ordinary, quiet_tail = (frozen_scale_after(kind, [*batches[:-1], last], implementation) for last in lasts)
+    assert abs(quiet_tail / ordinary - 1) < 0.06
+    options = {"scale_update": "frame"}  # the paper's form, kept as an option
+    ordinary, quiet_tail = (
+        frozen_scale_after(kind, [*batches[:-1], last], implementation, **options) for last in lasts
+    )
+    assert quiet_tail / ordinary - 1 < -0.3
+
+
+@pytest.mark.parametrize("kind", sorted(NEURONS))
+def test_scale_update_reaches_the_quantizer(kind):
+    assert NEURONS[kind](3, 4).quantizer.scale_update == "batch"  # the default
+    assert NEURONS[kind](3, 4, scale_update="frame").quantizer.scale_update == "frame"
 
 
 def test_v2_recurrent_weights_are_orthogonal_without_bias():

@@ -49,29 +49,44 @@ def test_padding_does_not_leak(neuron, bidirectional):
     assert torch.allclose(state[:, :, :1], alone_state, atol=1e-6)
 
 
-def test_padding_does_not_leak_into_training_statistics():
+@pytest.mark.parametrize("input_quant_bits", [None, 4])
+def test_padding_does_not_leak_into_training_statistics(input_quant_bits):
+    """Padded frames reach no batch-norm statistic and no running scale, the input's included
+    (issue 15, item 2: the input quantizer's scale took in the padding)."""
     torch.manual_seed(2)
     x = torch.randn(1, 15, 4)
-    padded = torch.cat([x, torch.full((1, 10, 4), 1e3)], 1)
-    a, b = SpikingRNN(8, input_size=4, num_layers=2), SpikingRNN(8, input_size=4, num_layers=2)
+    padded = torch.cat([x, torch.full((1, 10, 4), -50.0)], 1)
+    a, b = (SpikingRNN(8, input_size=4, num_layers=2, input_quant_bits=input_quant_bits) for _ in range(2))
     b.load_state_dict(a.state_dict())
-    out_a, _ = a(x)
-    out_b, _ = b(padded, lengths=torch.tensor([0.6]))
-    assert torch.allclose(out_a[0], out_b[0, :15], atol=1e-5)
+    for _ in range(2):  # the first batch (scales move frame by frame) and a later one
+        out_a, _ = a(x)
+        out_b, _ = b(padded, lengths=torch.tensor([0.6]))
+        assert torch.allclose(out_a[0], out_b[0, :15], atol=1e-5)
     for (name, buf_a), buf_b in zip(a.named_buffers(), b.buffers()):
         if "norm" in name or "quantizer" in name:
             assert torch.allclose(buf_a.float(), buf_b.float(), atol=1e-5), name
 
 
-def test_bidirectional_backward_stack_reads_reversed_sequence():
+@pytest.mark.parametrize("neuron", NEURONS)
+def test_bidirectional_layers_read_both_directions(neuron):
+    """As torch's LSTM(bidirectional=True): each layer above the first reads both directions of
+    the one below; the state is (layers * 2, 3, batch, hidden), layer-major, direction-minor."""
     torch.manual_seed(3)
-    rnn = trained(SpikingRNN(6, input_size=3, bidirectional=True))
+    rnn = trained(SpikingRNN(6, input_size=3, num_layers=2, neuron=neuron, bidirectional=True))
+    assert [layer.input_size for layer in rnn.layers] == [3, 3, 12, 12]
+    assert rnn.layers == [rnn.stacks[0][0], rnn.stacks[1][0], rnn.stacks[0][1], rnn.stacks[1][1]]
     x = torch.randn(2, 9, 3)
     with torch.no_grad():
-        out, _ = rnn(x)
-        backward_only, _ = rnn.stacks[1][0](x.flip(1))
-    assert out.shape == (2, 9, 12)
-    assert torch.equal(out[..., 6:], backward_only.flip(1))
+        out, hidden = rnn(x)
+        forward_1, state_f1 = rnn.stacks[0][0](x)
+        backward_1, state_b1 = rnn.stacks[1][0](x.flip(1))
+        both = torch.cat([forward_1, backward_1.flip(1)], -1)
+        forward_2, state_f2 = rnn.stacks[0][1](both)
+        backward_2, state_b2 = rnn.stacks[1][1](both.flip(1))
+    assert (forward_2 != 0).any() and (backward_2 != 0).any()
+    assert torch.equal(out, torch.cat([forward_2, backward_2.flip(1)], -1))
+    for index, state in enumerate((state_f1, state_b1, state_f2, state_b2)):
+        assert torch.equal(hidden[index], torch.stack(state)), index
 
 
 def test_four_dimensional_input_is_flattened_like_speechbrain():

@@ -463,6 +463,15 @@ def test_dropin_interface_matches_stock(cls):
             torch.testing.assert_close(torch.cat([first, second], 1), whole)
 
 
+@pytest.mark.parametrize("kind", ["v2", "v1", "lif"])
+def test_bidirectional_spiking_counts_as_torch_lstm_layout(kind):
+    """Layer 2 of a bidirectional stack reads both directions (2H inputs), as in torch's LSTM."""
+    gates, recurrent = {"v2": (2, 8), "v1": (2, 0), "lif": (1, 0)}[kind]
+    by_hand = 2 * gates * 8 * ((5 + recurrent) + (16 + recurrent) * 2)  # 3 layers, H = 8, 5 inputs
+    rnn = SpikingRNN(8, input_size=5, num_layers=3, neuron=kind, bidirectional=True)
+    assert rnn_matrix_parameters(kind, 5, 8, 3, bidirectional=True) == by_hand == count_parameters(rnn)
+
+
 def test_spiking_transformer_rejects_bidirectional_causal():
     with pytest.raises(ValueError, match="causal"):
         SpikingTransformerASR(

@@ -52,6 +52,7 @@ SPIKING_ARGS = (
     "bits",
     "threshold",
     "input_quant_bits",
+    "scale_update",
 )
 
 

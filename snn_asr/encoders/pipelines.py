@@ -46,11 +46,11 @@ def rnn_matrix_parameters(
     Per layer, with ``in`` its input size and ``H = hidden_size``:
 
     - spiking ``v2``: ``2H(in + H)`` (``W`` and ``U``), ``v1``: ``2H in``, ``lif``: ``H in``;
-      a bidirectional ``SpikingRNN`` is two independent stacks, so ``in = H`` after the first layer;
     - SpeechBrain ``LSTM``: ``4H(in + H)``, ``GRU``: ``3H(in + H)``, ``RNN``: ``H(in + H)``,
-      ``LiGRU``/``SLiGRU``: ``2H(in + H)``, ``QuasiRNN`` (``output_gate=True``): ``3H in``;
-      bidirectional layers feed ``2H`` to the next layer; ``LSTM``/``GRU``/``RNN`` hold
-      one set of weights per direction, ``LiGRU``/``SLiGRU``/``QuasiRNN`` share one.
+      ``LiGRU``/``SLiGRU``: ``2H(in + H)``, ``QuasiRNN`` (``output_gate=True``): ``3H in``.
+
+    Bidirectional layers feed ``2H`` to the next layer; ``SpikingRNN`` and ``LSTM``/``GRU``/``RNN``
+    hold one set of weights per direction, ``LiGRU``/``SLiGRU``/``QuasiRNN`` share one.
 
     Arguments
     ---------
@@ -73,22 +73,18 @@ def rnn_matrix_parameters(
     649000
     >>> rnn_matrix_parameters("LSTM", 40, 8) - rnn_matrix_parameters("v2", 40, 8)
     768
+    >>> rnn_matrix_parameters("v2", 5, 8, num_layers=2, bidirectional=True)  # 2 * (2*8*(5+8) + 2*8*(16+8))
+    1184
     """
-    dirs = 2 if bidirectional else 1
-    total = 0
-    if kind in SPIKING_GATES:
-        for layer in range(num_layers):
-            fan_in = input_size if layer == 0 else hidden_size
-            total += SPIKING_GATES[kind] * hidden_size * fan_in
-            if kind == "v2":
-                total += 2 * hidden_size * hidden_size
-        return total * dirs
-    if kind not in STOCK_GATES:
+    if kind not in SPIKING_GATES | STOCK_GATES:
         raise ValueError(f"unknown RNN kind {kind!r}; expected one of {sorted(SPIKING_GATES | STOCK_GATES)}")
+    dirs = 2 if bidirectional else 1
+    gates = SPIKING_GATES.get(kind) or STOCK_GATES[kind]
+    recurrent = 0 if kind in ("v1", "lif", "QuasiRNN") else hidden_size  # U of v2, the stock RNNs' own
+    total = 0
     for layer in range(num_layers):
         fan_in = input_size if layer == 0 else hidden_size * dirs
-        recurrent = 0 if kind == "QuasiRNN" else hidden_size
-        total += STOCK_GATES[kind] * hidden_size * (fan_in + recurrent)
+        total += gates * hidden_size * (fan_in + recurrent)
     return total if kind in SHARED_DIRECTIONS else total * dirs
 
 
@@ -117,10 +113,10 @@ class SpikingEncoder(LengthsCapableSequential):
     output_size : int, optional
         Adds a ``speechbrain.nnet.linear.Linear`` projection to this size.
     bidirectional : bool
-        Adds a backward stack.
+        Both directions in every layer (see :class:`~snn_asr.SpikingRNN`).
     dropout : float
         Per-sequence dropout of the spiking layers.
-    neuron, bits, threshold, input_quant_bits
+    neuron, bits, threshold, input_quant_bits, scale_update
         Passed to :class:`~snn_asr.SpikingRNN`.
 
     Example
@@ -147,6 +143,7 @@ class SpikingEncoder(LengthsCapableSequential):
         bits: int = 6,
         threshold: int = 3,
         input_quant_bits: int | None = None,
+        scale_update: str = "batch",
     ):
         super().__init__(input_shape=input_shape)
         if front_end is not None:
@@ -162,6 +159,7 @@ class SpikingEncoder(LengthsCapableSequential):
             bits=bits,
             threshold=threshold,
             input_quant_bits=input_quant_bits,
+            scale_update=scale_update,
         )
         if output_size is not None:
             self.append(Linear, layer_name="proj", n_neurons=output_size, bias=True)
@@ -186,10 +184,10 @@ class SpikingTransformerEncoder(nn.Module):
     num_layers : int
         Spiking layers.
     bidirectional : bool
-        Adds a backward stack (not causal).
+        Both directions in every layer (not causal).
     dropout : float
         Per-sequence dropout of the spiking layers.
-    neuron, bits, threshold, input_quant_bits
+    neuron, bits, threshold, input_quant_bits, scale_update
         Passed to :class:`~snn_asr.SpikingRNN`.
     output_hidden_states : bool
         Also return ``[output]`` as the list of hidden states (``TransformerASR``'s option).
@@ -214,6 +212,7 @@ class SpikingTransformerEncoder(nn.Module):
         bits: int = 6,
         threshold: int = 3,
         input_quant_bits: int | None = None,
+        scale_update: str = "batch",
         output_hidden_states: bool = False,
     ):
         super().__init__()
@@ -227,6 +226,7 @@ class SpikingTransformerEncoder(nn.Module):
             bits=bits,
             threshold=threshold,
             input_quant_bits=input_quant_bits,
+            scale_update=scale_update,
         )
         self.proj = nn.Linear(hidden_size * (2 if bidirectional else 1), d_model)
         self.norm = nn.LayerNorm(d_model)
@@ -276,10 +276,10 @@ class SpikingTransformerASR(TransformerASR):
     rnn_layers : int, optional
         Spiking layers (default ``num_encoder_layers``).
     rnn_bidirectional : bool
-        Backward stack too; not allowed with ``causal=True``.
+        Both directions in every layer; not allowed with ``causal=True``.
     rnn_dropout : float
         Per-sequence dropout of the spiking layers.
-    neuron, bits, threshold, input_quant_bits
+    neuron, bits, threshold, input_quant_bits, scale_update
         Passed to :class:`~snn_asr.SpikingRNN`.
 
     Example
@@ -302,6 +302,7 @@ class SpikingTransformerASR(TransformerASR):
         bits: int = 6,
         threshold: int = 3,
         input_quant_bits: int | None = None,
+        scale_update: str = "batch",
         **kwargs,
     ):
         bound = inspect.signature(TransformerASR).bind_partial(*args, **kwargs).arguments
@@ -325,6 +326,7 @@ class SpikingTransformerASR(TransformerASR):
             bits=bits,
             threshold=threshold,
             input_quant_bits=input_quant_bits,
+            scale_update=scale_update,
             output_hidden_states=bound.get("output_hidden_states", False),
         )
 

@@ -38,7 +38,9 @@ class SpikingRNN(nn.Module):
     A drop-in for ``speechbrain.nnet.RNN.LSTM``: same constructor keywords, same
     ``forward(x, hx=None, lengths=None)`` returning ``(output, hidden)``, and 4-D
     inputs flattened the same way. Each layer is a spiking neuron from
-    :mod:`snn_asr.neurons` whose multi-bit spikes feed the next layer.
+    :mod:`snn_asr.neurons` whose multi-bit spikes feed the next layer; bidirectional
+    layers run both directions, as torch's ``LSTM(bidirectional=True)`` does, and the two
+    outputs, concatenated, feed the next layer. The neurons are ``stacks[direction][layer]``.
 
     Arguments
     ---------
@@ -58,7 +60,8 @@ class SpikingRNN(nn.Module):
         Xavier input weights and orthogonal recurrent weights (always done here;
         kept for SpeechBrain compatibility).
     bidirectional : bool
-        Adds a second stack over the reversed sequence; outputs are concatenated.
+        Each layer also runs over the reversed sequence (within each sequence's length);
+        the two directions' spikes, concatenated, feed the next layer and form the output.
     neuron : str
         ``"v2"`` (gated + recurrent, default), ``"v1"`` (gated) or ``"lif"``.
     bits : int
@@ -70,6 +73,10 @@ class SpikingRNN(nn.Module):
     implementation : str
         The layers' recurrence: ``"auto"`` (fused where it applies), ``"fused"`` or
         ``"reference"``; settable later. :mod:`snn_asr.dispatch` makes the choice.
+    scale_update : str
+        When the running scales ``M`` move in training: ``"batch"`` (default: once per batch,
+        over its valid frames) or ``"frame"`` (the paper's: every frame); see
+        :class:`~snn_asr.neurons.SpikeQuantizer`. Eval mode is the same for both.
 
     Example
     -------
@@ -78,6 +85,9 @@ class SpikingRNN(nn.Module):
     >>> out.shape, hidden.shape
     (torch.Size([4, 10, 8]), torch.Size([2, 3, 4, 8]))
     >>> out2, _ = rnn(torch.randn(4, 10, 20), hx=hidden)  # continue the stream
+    >>> bi = SpikingRNN(hidden_size=8, input_size=5, num_layers=2, bidirectional=True)
+    >>> [layer.input_size for layer in bi.layers]  # layer 2 reads both directions of layer 1
+    [5, 5, 16, 16]
     """
 
     def __init__(
@@ -95,6 +105,7 @@ class SpikingRNN(nn.Module):
         threshold: int = 3,
         input_quant_bits: int | None = None,
         implementation: str = "auto",
+        scale_update: str = "batch",
     ):
         super().__init__()
         if input_shape is None and input_size is None:
@@ -110,23 +121,27 @@ class SpikingRNN(nn.Module):
         self.neuron = neuron
         self.bits = bits
         self.threshold = threshold
+        self.scale_update = scale_update
         cls = NEURONS[neuron]
         directions = 2 if bidirectional else 1
         self.stacks = nn.ModuleList(
             nn.ModuleList(
                 cls(
-                    input_size if i == 0 else hidden_size,
+                    input_size if i == 0 else hidden_size * directions,
                     hidden_size,
                     bits=bits,
                     threshold=threshold,
                     dropout=dropout,
                     bias=bias,
+                    scale_update=scale_update,
                 )
                 for i in range(num_layers)
             )
             for _ in range(directions)
         )
-        self.input_quantizer = SpikeQuantizer(input_quant_bits, threshold=0) if input_quant_bits else None
+        self.input_quantizer = None
+        if input_quant_bits:
+            self.input_quantizer = SpikeQuantizer(input_quant_bits, threshold=0, scale_update=scale_update)
         self.implementation = implementation
 
     @property
@@ -140,8 +155,8 @@ class SpikingRNN(nn.Module):
 
     @property
     def layers(self) -> list[nn.Module]:
-        """Every neuron layer, forward stack first."""
-        return [layer for stack in self.stacks for layer in stack]
+        """Every neuron layer in the order of the state ``hidden``: layer-major, direction-minor."""
+        return [layer for depth in zip(*self.stacks) for layer in depth]
 
     def forward(
         self,
@@ -156,8 +171,9 @@ class SpikingRNN(nn.Module):
         x : torch.Tensor
             (batch, time, features) or (batch, time, channels, features).
         hx : torch.Tensor, optional
-            State from a previous call, (layers * directions, 3, batch, hidden),
-            holding current, voltage and last spikes; continues the sequence exactly.
+            State from a previous call, (layers * directions, 3, batch, hidden), holding
+            current, voltage and last spikes, in the order of :attr:`layers` (as torch's
+            ``LSTM``: layer-major, direction-minor); continues the sequence exactly.
         lengths : torch.Tensor, optional
             Relative lengths in [0, 1] (SpeechBrain's convention).
 
@@ -176,16 +192,17 @@ class SpikingRNN(nn.Module):
             raise ValueError(f"SpikingRNN built for {self.input_size} input features, got {x.shape[-1]}")
         valid = valid_frames(lengths, x.shape[0], x.shape[1], x.device)
         if self.input_quantizer is not None:
-            x = self.input_quantizer(x)
-        states = list(hx.unbind(0)) if hx is not None else [None] * len(self.layers)
-        outputs, finals = [], []
-        for direction, stack in enumerate(self.stacks):
-            h = x if direction == 0 else reverse_valid(x, valid)
-            for layer in stack:
-                state = states[len(finals)]
+            x = self.input_quantizer(x, valid)
+        states = iter(hx.unbind(0) if hx is not None else [None] * len(self.layers))
+        h, finals = x, []
+        for depth in zip(*self.stacks):  # one layer, each direction in turn
+            outputs = []
+            for direction, layer in enumerate(depth):
+                state = next(states)
                 state = None if state is None else NeuronState(*state.unbind(0))
-                h, final = run_layer(layer, h, state, valid, self._implementation)
+                inputs = reverse_valid(h, valid) if direction else h  # backward: reversed in time
+                out, final = run_layer(layer, inputs, state, valid, self._implementation)
+                outputs.append(reverse_valid(out, valid) if direction else out)
                 finals.append(torch.stack(final))
-            outputs.append(h if direction == 0 else reverse_valid(h, valid))
-        output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)  # cat of one would copy
-        return output, torch.stack(finals)
+            h = torch.cat(outputs, dim=-1) if self.bidirectional else outputs[0]  # cat of one would copy
+        return h, torch.stack(finals)

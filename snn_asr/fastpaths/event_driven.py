@@ -97,7 +97,7 @@ class EventDrivenLayer:
         self.hidden_size = neuron.hidden_size
         dtype = neuron.quantizer.ema.dtype
         self.dtype = torch.empty(0, dtype=dtype).numpy().dtype
-        self.p = _constants(neuron.quantizer, train=False, dtype=dtype)
+        self.p = _constants(neuron.quantizer, per_frame=False, dtype=dtype)
         with torch.no_grad():
             w, bias = _fold(neuron)
             gates = w.shape[0] // self.hidden_size
@@ -212,7 +212,7 @@ class EventDrivenRNN:
         quantizer: SpikeQuantizer | None = rnn.input_quantizer
         self.input_bits = quantizer.bits if quantizer is not None else 0
         if quantizer is not None:
-            self.input_p = _constants(quantizer, train=False, dtype=quantizer.ema.dtype)
+            self.input_p = _constants(quantizer, per_frame=False, dtype=quantizer.ema.dtype)
 
     def reset(self) -> None:
         """Starts a new utterance: zero state everywhere."""

@@ -3,8 +3,9 @@
 The reference loop (:meth:`SpikingNeuron.forward <snn_asr.neurons.base.SpikingNeuron.forward>`) spends
 some thirty small tensor ops per frame, each recorded by autograd. Here one
 :class:`torch.autograd.Function` runs a layer over the whole sequence: per frame, one
-kernel computes the synaptic current, the membrane, the running-scale update
-(training), the spike function and the padding merge in one pass over
+kernel computes the synaptic current, the membrane, the frame's ``max|V|`` (in training
+it updates the running scale, per frame or once after the batch as the quantizer's
+``scale_update`` says), the spike function and the padding merge in one pass over
 (batch, hidden); ``v2`` adds the matmul ``U (Y[n-1]/M)`` (oneDNN, ``U`` packed once
 per sequence: :mod:`snn_asr.primitives.linear`); sigmoids stay torch ops, so they round as in the
 reference. The backward pass runs the recurrence in reverse, one kernel (and for ``v2``
@@ -57,16 +58,17 @@ def _quantize(v, scale, bits, p, out):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _forward_frame(
-    n, kind, train, bits, p, corr, ema, updates, scales, forget, gates, gn, leak, mask, valid, i0,
+    n, kind, per_frame, bits, p, corr, ema, updates, scales, tops, forget, gates, gn, leak, mask, valid, i0,
     current, v, y, out, f_all, c_all, st, ns, levels, levels_all, ls,
 ):  # fmt: skip
     """Frame ``n`` of the batch: writes ``current[n]`` and ``out[:, n]``, updates ``v``, ``y``.
 
     ``gates[:, gn]`` holds this frame's drive (lif) or gate pre-activations (v1, v2)
     and ``forget`` the forget gate. What the backward pass needs goes to
-    ``f_all``, ``c_all`` and ``st`` at frame ``ns``; the scale the frame fired with
-    goes to ``scales[n + 1]``, and (v2) the next frame's ``Y / M`` to ``levels`` and
-    ``levels_all[:, ls]``.
+    ``f_all``, ``c_all`` and ``st`` at frame ``ns``; the frame's ``max|V|`` over valid rows
+    goes to ``tops[n]``, the scale the frame fired with to ``scales[n + 1]`` (``per_frame``:
+    after folding ``tops[n]`` into the running scale), and (v2) the next frame's ``Y / M`` to
+    ``levels`` and ``levels_all[:, ls]``.
     """
     batch, hidden = v.shape
     zero, one = p[_ZERO], p[_ONE]
@@ -93,7 +95,8 @@ def _forward_frame(
             volt[h] = vb[h] + cur[h] - yb[h]  # the new voltage, until quantized below
         for h in range(hidden):
             top = max(top, abs(volt[h]))
-    if train and any_valid:
+    tops[n] = top
+    if per_frame and any_valid:
         ema[0] = ema[0] * p[_MOMENTUM] + p[_REST] * top
         scale = max(ema[0] / corr[updates[0]], p[_MIN_SCALE])
         updates[0] += 1
@@ -183,9 +186,10 @@ def _corrections(momentum: float, steps: int, count: int, like: torch.Tensor) ->
     return corr
 
 
-def _constants(quantizer: SpikeQuantizer, train: bool, dtype: torch.dtype) -> np.ndarray:
+def _constants(quantizer: SpikeQuantizer, per_frame: bool, dtype: torch.dtype) -> np.ndarray:
+    """The kernels' constants; ``per_frame``: the scale moves every frame (else it stays ``p[_SCALE]``)."""
     levels = 2 ** (quantizer.bits - 1) * (1.0 - EPS_MARGIN)
-    scale = 0.0 if train else float(quantizer.scale)
+    scale = 0.0 if per_frame else float(quantizer.scale)
     values = [quantizer.momentum, 1.0 - quantizer.momentum, levels, quantizer.threshold, scale, 1e-8, 0, 1, 2]
     return torch.tensor(values, dtype=dtype).numpy()
 
@@ -202,8 +206,9 @@ class _FusedRecurrence(torch.autograd.Function):
         batch, time, _ = drive.shape
         hidden, dtype = i0.shape[1], drive.dtype
         keep = time if any(ctx.needs_input_grad[:5]) else 1
-        p = torch.from_numpy(_constants(quantizer, train, drive.dtype))
-        corr = _corrections(quantizer.momentum, int(quantizer.steps), time, drive) if train else p
+        per_frame = train and quantizer.per_frame  # else the frames fire at a fixed scale
+        p = torch.from_numpy(_constants(quantizer, per_frame, drive.dtype))
+        corr = _corrections(quantizer.momentum, int(quantizer.steps), time, drive) if per_frame else p
         valid_all = drive.new_ones(batch, time, dtype=torch.bool) if valid is None else valid
         new = drive.new_empty
         take = workspace.take  # reused across steps, once the tensors made from them are gone
@@ -228,16 +233,20 @@ class _FusedRecurrence(torch.autograd.Function):
         updates = torch.zeros(1, dtype=torch.int64)  # frames with a valid row: those update the scale
         scales = drive.new_empty(time + 1)  # scales[n]: the scale Y[n-1] fired with (U sees Y[n-1]/M)
         scales[0] = quantizer.scale
+        tops = drive.new_empty(time)  # each frame's max |V| over valid rows
         ema = quantizer.ema.view(1)
-        args = (kind, train, quantizer.bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels)
+        args = (kind, per_frame, quantizer.bits, p, corr, ema, updates, scales, tops, drive, u, gates, forget)
+        args += (levels,)
         args += (levels_all, leak, mask, valid_all, i0, current, v, y, out, f_all, c_all, st, keep > 1)
         loops = compiled_loops()
         if loops is not None:
             loops.forward(*args, kind == V2 and uses_onednn(levels, u))
         else:
             _numba_forward(*args)
-        if train:
+        if per_frame:
             quantizer.steps.add_(int(updates[0]))
+        elif train:  # scale_update="batch": as the reference, once after the batch
+            quantizer.update(tops, valid)
         ctx.kind, ctx.p, ctx.scales = kind, p, scales
         ctx.save_for_backward(weight, i0, mask, valid_all, current, levels_all, f_all, c_all, st)
         return out, current[-1].clone(), v, y
@@ -277,14 +286,14 @@ class _FusedRecurrence(torch.autograd.Function):
 
 
 def _numba_forward(
-    kind, train, bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels,
+    kind, per_frame, bits, p, corr, ema, updates, scales, tops, drive, u, gates, forget, levels,
     levels_all, leak, mask, valid, i0, current, v, y, out, f_all, c_all, st, keep_all,
 ):  # fmt: skip
     """The forward time loop in Python (torch ops, numba kernels): the compiled loops' fallback."""
     hidden, time = i0.shape[1], drive.shape[1]
     frames = drive.unbind(1)
     gates_now, gates_f = gates[:, 0], gates[:, 0, :hidden]
-    head = (_np(p), _np(corr), _np(ema), _np(updates), _np(scales), _np(forget), _np(gates))
+    head = (_np(p), _np(corr), _np(ema), _np(updates), _np(scales), _np(tops), _np(forget), _np(gates))
     tail = (_np(leak), _np(mask), _np(valid), _np(i0))
     state = tuple(_np(t) for t in (current, v, y, out, f_all, c_all, st))
     levels_np = (_np(levels), _np(levels_all))
@@ -295,7 +304,7 @@ def _numba_forward(
         elif kind == V1:
             torch.sigmoid(frames[n][:, :hidden], out=forget)
         _forward_frame(
-            n, kind, train, bits, *head, 0 if kind == V2 else n, *tail, *state,
+            n, kind, per_frame, bits, *head, 0 if kind == V2 else n, *tail, *state,
             n if keep_all else 0, *levels_np, n + 1 if keep_all else 0,
         )  # fmt: skip
 

@@ -47,6 +47,8 @@ class SpikingNeuron(nn.Module):
         Neurons in the layer.
     bits, threshold : int
         Spike resolution and firing threshold (see :class:`SpikeQuantizer`).
+    scale_update : str
+        When the running scale moves in training: ``"batch"`` or ``"frame"`` (see :class:`SpikeQuantizer`).
     dropout : float
         Probability of dropping a neuron's current for a whole sequence.
     bias : bool
@@ -63,6 +65,7 @@ class SpikingNeuron(nn.Module):
         threshold: int = 3,
         dropout: float = 0.0,
         bias: bool = True,
+        scale_update: str = "batch",
     ):
         super().__init__()
         self.input_size = input_size
@@ -70,7 +73,7 @@ class SpikingNeuron(nn.Module):
         self.dropout = dropout
         self.w = nn.Linear(input_size, self.gates * hidden_size, bias=bias)
         self.norm = MaskedBatchNorm(self.gates * hidden_size)
-        self.quantizer = SpikeQuantizer(bits, threshold)
+        self.quantizer = SpikeQuantizer(bits, threshold, scale_update=scale_update)
         self.build_recurrence()
         self.reset_parameters()
 
@@ -111,12 +114,23 @@ class SpikingNeuron(nn.Module):
         state: NeuronState,
         mask: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
+        maxima: list[torch.Tensor] | None = None,
     ) -> NeuronState:
-        """One frame of the recurrence; ``valid`` (batch,) bool keeps padded rows out of the scale."""
+        """One frame of the recurrence; ``valid`` (batch,) bool keeps padded rows out of the scale.
+
+        In training, the frame's ``max|V|`` over valid rows is appended to ``maxima`` where
+        given, the batch's tally that :meth:`forward` folds into the running scale after the
+        last frame (``scale_update="batch"``); else it is folded in at once, before firing.
+        """
         current = self.synaptic_current(drive, state, mask)
         voltage = state.voltage + current - state.spikes
         if self.training:
-            self.quantizer.update(voltage if valid is None else voltage[valid])
+            frame = None if valid is None else valid.unsqueeze(1)  # (batch, 1): this frame alone
+            top = self.quantizer.frame_maxima(voltage.unsqueeze(1), frame)
+            if maxima is None:
+                self.quantizer.update(top, frame)
+            else:
+                maxima.append(top)
         spikes = self.quantizer.fire(voltage)
         return NeuronState(current, voltage, spikes)
 
@@ -161,9 +175,10 @@ class SpikingNeuron(nn.Module):
         drive = self.drive(x, valid)
         mask = self.dropout_mask(batch, x)
         outputs = []
+        maxima = None if self.quantizer.per_frame else []  # the tally of a once-per-batch update
         for n in range(time):
             frame_valid = None if valid is None else valid[:, n]
-            new = self.step(drive[:, n], state, mask, frame_valid)
+            new = self.step(drive[:, n], state, mask, frame_valid, maxima)
             if frame_valid is not None:
                 keep = frame_valid.unsqueeze(1)
                 new = NeuronState(*(torch.where(keep, a, b) for a, b in zip(new, state)))
@@ -171,6 +186,8 @@ class SpikingNeuron(nn.Module):
             else:
                 outputs.append(new.spikes)
             state = new
+        if maxima:  # training, scale_update="batch": M moves once, after the batch
+            self.quantizer.update(torch.cat(maxima), valid)
         return torch.stack(outputs, dim=1), state
 
     def extra_repr(self) -> str:

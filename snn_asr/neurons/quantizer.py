@@ -5,7 +5,8 @@ This module is the single home of the spike function Q used by every neuron
 (see :mod:`snn_asr.neurons`) and by every fast path, which must agree with it.
 
 With ``n = 2**(bits - 1)`` levels per sign and a running scale ``M``
-(an exponential moving average of ``max|V|``), the quantizer computes::
+(an exponential moving average of a frame's ``max|V|``, see :class:`SpikeQuantizer`), the
+quantizer computes::
 
     s = n * (1 - 1e-4) / M
     q = trunc(s * clip(V, -M, M))          # integers in [-(n-1), n-1]
@@ -95,12 +96,28 @@ def spike(v: torch.Tensor, scale: torch.Tensor, bits: int, threshold: int) -> to
     return _StraightThrough.apply(v, scale, bits, threshold)
 
 
+SCALE_UPDATES = ("batch", "frame")
+"""When the running scale ``M`` moves in training (``SpikeQuantizer(scale_update=...)``)."""
+DEFAULT_MOMENTUM = {"batch": 0.9, "frame": 0.99}
+"""EMA decay of ``M`` per update: batch norm's per batch, the paper's per frame."""
+
+
 class SpikeQuantizer(nn.Module):
     """Multi-bit spike generator with a bias-corrected running scale.
 
-    In training mode every call updates ``M``, an exponential moving average of
-    ``max|V|`` (over the whole tensor given), with Adam-style bias correction, then
-    quantizes with it. In eval mode ``M`` is frozen. The average and the step
+    ``M`` is an exponential moving average of a frame's ``max|V|`` (over the batch's valid
+    rows), with Adam-style bias correction; in eval mode it is frozen. ``scale_update`` says
+    when it moves in training:
+
+    - ``"batch"`` (default): once per batch, by the mean of the batch's frame maxima (frames
+      with a valid row); every frame of the batch fires at the ``M`` from before it, as it
+      will at eval time. The frozen ``M`` then weighs every frame of the last batches alike.
+      (The very first batch, with no ``M`` yet, moves it every frame: :attr:`per_frame`.)
+    - ``"frame"`` (the paper's): every frame folds its maximum in, then fires at the updated
+      ``M``. With decay 0.99 the EMA remembers about the last 100 frames (1 s), so the frozen
+      ``M`` follows the tail of the last training batch (a quiet tail lowers it).
+
+    Both estimate the same quantity, a typical frame's ``max|V|``. The average and the update
     count are buffers, so they are saved in the ``state_dict``.
 
     Arguments
@@ -109,20 +126,27 @@ class SpikeQuantizer(nn.Module):
         Spike resolution (>= 1; see the module docstring for one bit).
     threshold : int
         Levels that do not fire (multi-bit only).
-    momentum : float
-        EMA decay of the running scale.
+    momentum : float, optional
+        EMA decay per update; default :data:`DEFAULT_MOMENTUM` of ``scale_update``.
+    scale_update : str
+        ``"batch"`` or ``"frame"``, see above.
 
     Example
     -------
     >>> q = SpikeQuantizer(bits=6, threshold=3)
-    >>> y = q(torch.tensor([[0.01, 1.0, -2.0]]))
-    >>> round(float(q.scale), 4)
-    2.0
-    >>> y
-    tensor([[ 0.0000,  0.9376, -1.9377]])
+    >>> y = q(torch.tensor([[[1.0], [-2.0]]]))  # (batch, time, features); no M yet: frame by frame
+    >>> int(q.steps), round(float(q.scale), 4)
+    (2, 1.5263)
+    >>> y = q(torch.tensor([[[3.0], [0.2]]]))  # then once per batch, by the mean of its frame maxima
+    >>> int(q.steps), round(float(q.scale), 4)
+    (3, 1.5535)
+    >>> y.flatten()
+    tensor([1.5051, 0.1942])
     """
 
-    def __init__(self, bits: int = 6, threshold: int = 3, momentum: float = 0.99):
+    def __init__(
+        self, bits: int = 6, threshold: int = 3, momentum: float | None = None, scale_update: str = "batch"
+    ):
         super().__init__()
         if bits < 1:
             raise ValueError(f"bits must be >= 1, got {bits}")
@@ -133,11 +157,24 @@ class SpikeQuantizer(nn.Module):
                 f"threshold={threshold} silences every level of a {bits}-bit spike; "
                 f"use threshold < {2 ** (bits - 1) - 1}"
             )
+        if scale_update not in SCALE_UPDATES:
+            raise ValueError(f"scale_update must be one of {SCALE_UPDATES}, got {scale_update!r}")
         self.bits = bits
         self.threshold = threshold
-        self.momentum = momentum
+        self.scale_update = scale_update
+        self.momentum = DEFAULT_MOMENTUM[scale_update] if momentum is None else momentum
         self.register_buffer("ema", torch.zeros(()))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    @property
+    def per_frame(self) -> bool:
+        """Whether the next batch moves ``M`` every frame: ``scale_update="frame"``, or no ``M`` yet.
+
+        Before its first update there is no ``M`` to fire at (1.0 stands in), and a batch
+        fired at 1.0 can run the membranes away (``M`` in the hundreds after one batch, for
+        dozens of batches to forget), so the first batch folds its frames in as they come.
+        """
+        return self.scale_update == "frame" or int(self.steps) == 0
 
     @property
     def scale(self) -> torch.Tensor:
@@ -148,22 +185,59 @@ class SpikeQuantizer(nn.Module):
         return (self.ema / correction).clamp_min(1e-8)
 
     @torch.no_grad()
-    def update(self, v: torch.Tensor) -> None:
-        """Folds ``max|v|`` into the running scale; an empty ``v`` (all rows padded) changes nothing."""
-        if v.numel() == 0:
-            return
-        self.ema.mul_(self.momentum).add_((1.0 - self.momentum) * v.detach().abs().max())
+    def fold(self, top: torch.Tensor) -> None:
+        """One EMA update of ``M`` with the 0-d statistic ``top``."""
+        self.ema.mul_(self.momentum).add_((1.0 - self.momentum) * top)
         self.steps.add_(1)
+
+    def update(self, maxima: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """Folds a batch's frame maxima (time,) in, in time order: their mean ("batch"), or each in turn.
+
+        ``valid`` (batch, time) is the batch's mask: frames without a valid row are left out.
+        """
+        if valid is not None:
+            maxima = maxima[valid.any(0)]
+        if maxima.numel() == 0:  # every row padded: nothing to learn from
+            return
+        if self.per_frame:
+            for top in maxima:
+                self.fold(top)
+        else:
+            self.fold(maxima.mean())
+
+    @staticmethod
+    def frame_maxima(v: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``max|v|`` of each frame of ``v`` (batch, time, ...) over its valid rows (0 where none), (time,).
+
+        Example
+        -------
+        >>> v = torch.tensor([[[1.0], [-3.0], [2.0]], [[-5.0], [0.5], [9.0]]])
+        >>> SpikeQuantizer.frame_maxima(v, valid=torch.tensor([[True, True, False], [True, True, False]]))
+        tensor([5., 3., 0.])
+        """
+        a = v.detach().abs()
+        if valid is not None:
+            a = a.masked_fill(~valid.view(*valid.shape, *[1] * (v.dim() - 2)), 0)
+        return a.amax(dim=[d for d in range(v.dim()) if d != 1])
 
     def fire(self, v: torch.Tensor) -> torch.Tensor:
         """Spikes for ``v`` at the current scale, without updating it."""
         return spike(v, self.scale, self.bits, self.threshold)
 
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        """Spikes for membrane potential ``v`` (any shape); updates the scale in training."""
+    def forward(self, v: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Spikes for a whole sequence ``v`` (batch, time, ...) whose values do not depend on them.
+
+        For the encoder's input. In training, ``M`` first takes in the frames (:meth:`update`),
+        ``valid`` (batch, time) keeping padded frames out; all fire at the resulting ``M``.
+        """
+        if v.dim() < 2:
+            raise ValueError(f"SpikeQuantizer expects (batch, time, ...), got shape {tuple(v.shape)}")
         if self.training:
-            self.update(v)
+            self.update(self.frame_maxima(v, valid), valid)
         return self.fire(v)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, threshold={self.threshold}, momentum={self.momentum}"
+        return (
+            f"bits={self.bits}, threshold={self.threshold}, momentum={self.momentum}, "
+            f"scale_update={self.scale_update!r}"
+        )

@@ -104,9 +104,9 @@ void backward_row(int64_t kind, int64_t hidden, const T* __restrict__ go, const 
 }
 
 template <typename T>
-void forward_loop(int64_t kind, bool train, int64_t bits, const at::Tensor& p_t, const at::Tensor& corr_t,
+void forward_loop(int64_t kind, bool per_frame, int64_t bits, const at::Tensor& p_t, const at::Tensor& corr_t,
                   const at::Tensor& ema_t, const at::Tensor& updates_t, const at::Tensor& scales_t,
-                  const at::Tensor& drive, const at::Tensor& u, const at::Tensor& gates,
+                  const at::Tensor& tops_t, const at::Tensor& drive, const at::Tensor& u, const at::Tensor& gates,
                   const at::Tensor& forget_t, const at::Tensor& levels_t, const at::Tensor& levels_all_t,
                   const at::Tensor& leak_t, const at::Tensor& mask_t, const at::Tensor& valid_t,
                   const at::Tensor& i0_t, const at::Tensor& current_t, const at::Tensor& v_t, const at::Tensor& y_t,
@@ -119,6 +119,7 @@ void forward_loop(int64_t kind, bool train, int64_t bits, const at::Tensor& p_t,
   const T *i0 = i0_t.data_ptr<T>(), *leak = kind == LIF ? leak_t.data_ptr<T>() : nullptr;
   const bool* valid = valid_t.data_ptr<bool>();
   T *ema = ema_t.data_ptr<T>(), *scales = scales_t.data_ptr<T>(), *current = current_t.data_ptr<T>();
+  T* tops_out = tops_t.data_ptr<T>();  // each frame's max |V| over valid rows
   T *v = v_t.data_ptr<T>(), *y = y_t.data_ptr<T>(), *out = out_t.data_ptr<T>();
   T *f_all = f_all_t.data_ptr<T>(), *c_all = c_all_t.data_ptr<T>(), *levels = levels_t.data_ptr<T>();
   T* levels_all = levels_all_t.data_ptr<T>();
@@ -158,8 +159,9 @@ void forward_loop(int64_t kind, bool train, int64_t bits, const at::Tensor& p_t,
       any_valid = true;
       top = std::max(top, tops[b]);
     }
+    tops_out[n] = top;
     T scale;
-    if (train && any_valid) {
+    if (per_frame && any_valid) {
       ema[0] = ema[0] * p.momentum + p.rest * top;
       scale = std::max(ema[0] / corr[updates[0]], p.min_scale);
       updates[0] += 1;
@@ -243,18 +245,18 @@ void backward_loop(int64_t kind, const at::Tensor& p_t, const at::Tensor& gout_t
   }
 }
 
-void forward(int64_t kind, bool train, int64_t bits, const at::Tensor& p, const at::Tensor& corr,
-             const at::Tensor& ema, const at::Tensor& updates, const at::Tensor& scales, const at::Tensor& drive,
-             const at::Tensor& u, const at::Tensor& gates, const at::Tensor& forget,
+void forward(int64_t kind, bool per_frame, int64_t bits, const at::Tensor& p, const at::Tensor& corr,
+             const at::Tensor& ema, const at::Tensor& updates, const at::Tensor& scales, const at::Tensor& tops,
+             const at::Tensor& drive, const at::Tensor& u, const at::Tensor& gates, const at::Tensor& forget,
              const at::Tensor& levels, const at::Tensor& levels_all, const at::Tensor& leak, const at::Tensor& mask,
              const at::Tensor& valid, const at::Tensor& i0, const at::Tensor& current, const at::Tensor& v,
              const at::Tensor& y, const at::Tensor& out, const at::Tensor& f_all, const at::Tensor& c_all,
              const at::Tensor& st, bool keep_all, bool onednn) {
-  check_contiguous({&p, &corr, &ema, &updates, &scales, &drive, &gates, &forget, &levels, &levels_all, &leak, &mask,
-                    &valid, &i0, &current, &v, &y, &out, &f_all, &c_all, &st});
+  check_contiguous({&p, &corr, &ema, &updates, &scales, &tops, &drive, &gates, &forget, &levels, &levels_all, &leak,
+                    &mask, &valid, &i0, &current, &v, &y, &out, &f_all, &c_all, &st});
   AT_DISPATCH_FLOATING_TYPES(drive.scalar_type(), "snn_asr_forward", [&] {
-    forward_loop<scalar_t>(kind, train, bits, p, corr, ema, updates, scales, drive, u, gates, forget, levels,
-                           levels_all, leak, mask, valid, i0, current, v, y, out, f_all, c_all, st, keep_all,
+    forward_loop<scalar_t>(kind, per_frame, bits, p, corr, ema, updates, scales, tops, drive, u, gates, forget,
+                           levels, levels_all, leak, mask, valid, i0, current, v, y, out, f_all, c_all, st, keep_all,
                            onednn);
   });
 }
