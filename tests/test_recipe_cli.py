@@ -88,6 +88,8 @@ def test_hparams_variants_differ_only_in_the_encoder(recipe, variant):
         "    neuron:",
         "    bits:",
         "    threshold:",
+        "scale_update:",
+        "    scale_update:",
     )
     assert changed and all(line[1:].startswith(allowed) for line in changed), changed
 
