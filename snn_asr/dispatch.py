@@ -24,10 +24,22 @@ from torch import nn
 
 from snn_asr.fastpaths.event_driven import EventDrivenRNN, event_driven_supports
 from snn_asr.fastpaths.fused import fused_forward, supports
+from snn_asr.fastpaths.native import compiled_loops
 from snn_asr.neurons.base import NeuronState, SpikingNeuron
 
 IMPLEMENTATIONS = ("auto", "reference", "fused")
 """The names :func:`run_layer` (and ``SpikingRNN(implementation=...)``) accepts."""
+
+
+def prepare(device: str | torch.device) -> None:
+    """Makes ready, before the first frame, what the fast paths on ``device`` run.
+
+    On CPU that is the compiled loops (:func:`~snn_asr.fastpaths.native.compiled_loops`: about
+    30 s once per CPU, announced, then cached), so that no first call, and no timing of it,
+    silently includes the build.
+    """
+    if torch.device(device).type == "cpu":
+        compiled_loops()
 
 
 def check_implementation(name: str) -> str:

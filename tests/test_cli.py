@@ -9,9 +9,12 @@ import subprocess
 import numpy as np
 import pretrained_model
 import soundfile as sf
+import torch
 from pretrained_model import training_files
 
 from snn_asr.inference.cli import main
+
+BUNDLED = pretrained_model.REPO / "pretrained" / "snn-digits"
 
 pretrained = pretrained_model.pretrained  # the session's trained model (fixture)
 
@@ -101,3 +104,13 @@ def test_bad_model_folder_and_console_script(pretrained, capsys, tmp_path):
     done = subprocess.run(["snn-asr", "transcribe", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--chunk-seconds" in done.stdout
     assert "spoken length" in " ".join(done.stdout.split())  # what a CTC word's duration is
+
+
+def test_a_device_this_machine_lacks_is_one_line_that_does_not_blame_the_model(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
+    status, out, err = run_cli(capsys, "--device", "cuda:0", BUNDLED, "a.wav")
+    assert (
+        status == 2
+        and out == ""
+        and err == ["error: device 'cuda:0': this machine has 0 usable CUDA GPUs; use --device cpu"]
+    )

@@ -125,10 +125,9 @@ def test_refuses_what_it_cannot_stream():
 
 @pytest.mark.parametrize("neuron", ["lif", "v1", "v2"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kernel", ["compiled"], indirect=True)  # compares the two kernels once
 def test_compiled_equals_numba_bit_for_bit(kernel, neuron, dtype, monkeypatch):
     """Layers wide enough that the compiled loop splits each frame's neurons over 2 threads."""
-    if kernel == "numba":
-        pytest.skip("compares the two kernels once")
     torch.manual_seed(5)
     rnn = trained(SpikingRNN(300, input_size=40, num_layers=2, neuron=neuron), dtype=dtype)
     x = torch.randn(25, 40, dtype=dtype) * 2

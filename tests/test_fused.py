@@ -262,10 +262,9 @@ def test_no_grad_inference_matches():
 
 @pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("loops", ["compiled"], indirect=True)  # compares the two loops once
 def test_compiled_and_numba_loops_agree_bit_for_bit(kind, dtype, loops, monkeypatch):
     """Spikes, state, running scale and every gradient, padded rows and a binary layer included."""
-    if loops == "numba":
-        pytest.skip("compares the two loops once")
     torch.manual_seed(8)
     layers = []
     for bits, threshold, scale_update in ((6, 3, "batch"), (1, 0, "batch"), (6, 3, "frame")):

@@ -11,7 +11,10 @@ The event-driven layer (:mod:`snn_asr.fastpaths.event_driven`) splits each frame
 pool: its cost is reading weight rows, and one core's cache bandwidth does not serve them fast.
 
 The sources are built with ``torch.utils.cpp_extension.load`` (a C++ compiler and ``ninja``;
-about 30 s once per machine, then cached by torch). Where that fails, or with
+about 30 s once per CPU, then cached in torch's extensions folder, ``TORCH_EXTENSIONS_DIR``).
+The build is named by a hash of the sources, flags and CPU, and builds copies of the sources
+kept in its folder, so checkouts and environments sharing the cache share one build; the
+"building" line is printed only when a build is about to happen. Where that fails, or with
 ``SNN_ASR_COMPILED=0``, :func:`compiled_loops` returns ``None`` and the numba loops run:
 the same results, bit for bit (``tests/test_fused.py`` and ``tests/test_event_driven.py``
 run both).
@@ -48,6 +51,34 @@ def _cpu_tag() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:10]
 
 
+def _build_folder() -> tuple[str, Path]:
+    """The build's name (a hash of the sources, flags and CPU) and its folder in torch's cache."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    digest = hashlib.sha1(" ".join([*FLAGS, _cpu_tag()]).encode())
+    for source in [*SOURCES, *_headers()]:
+        digest.update(source.name.encode() + source.read_bytes())
+    name = f"snn_asr_loops_{digest.hexdigest()[:12]}"
+    return name, Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / name
+
+
+def _headers() -> list[Path]:
+    """The headers beside the sources (``csrc/*.h``), which they include."""
+    return sorted({header for source in SOURCES for header in source.parent.glob("*.h")})
+
+
+def _kept_sources(folder: Path) -> list[str]:
+    """The sources (and headers) copied into ``folder``, rewritten only if they differ (ninja sees
+    no change); the copied sources' paths."""
+    for source in [*SOURCES, *_headers()]:
+        copy, text = folder / source.name, source.read_bytes()
+        if not copy.is_file() or copy.read_bytes() != text:
+            partial = copy.with_name(f"{copy.name}.{os.getpid()}")
+            partial.write_bytes(text)
+            os.replace(partial, copy)  # atomic: another process may be reading it
+    return [str(folder / source.name) for source in SOURCES]
+
+
 @functools.cache
 def compiled_loops() -> ModuleType | None:
     """The compiled module (``forward``, ``backward``, ``event_layer``), or ``None`` where it cannot be built.
@@ -65,10 +96,14 @@ def compiled_loops() -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import load
 
-        logger.info("snn_asr: building the C++ loops (once per machine, about 30 s)")
+        name, folder = _build_folder()
+        if not (folder / f"{name}.so").is_file():
+            logger.warning("snn_asr: building the C++ loops for this CPU (once, about 30 s)")
+        folder.mkdir(parents=True, exist_ok=True)
         return load(
-            name=f"snn_asr_recurrence_{_cpu_tag()}",
-            sources=[str(source) for source in SOURCES],
+            name=name,
+            sources=_kept_sources(folder),
+            build_directory=str(folder),
             extra_cflags=FLAGS,
             extra_ldflags=["-fopenmp"],
         )

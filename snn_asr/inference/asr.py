@@ -35,7 +35,7 @@ from speechbrain.inference.ASR import EncoderASR
 from torch import nn
 
 from snn_asr.dataio import DataError, load_audio
-from snn_asr.dispatch import event_driven_stream
+from snn_asr.dispatch import event_driven_stream, prepare
 from snn_asr.ops import OpsReport, count_ops
 
 __all__ = ["LM_FILE", "MIN_CHUNK_FRAMES", "ModelError", "Segment", "SpikingASR", "Transcript", "chunk_bounds"]
@@ -181,13 +181,16 @@ class SpikingASR(EncoderASR):
 
         A local folder loads offline and in place when no ``savedir`` is given.
         """
+        _check_device(str((kwargs.get("run_opts") or {}).get("device", "cpu")))
         folder = Path(source)
         if folder.is_dir() and not (folder / kwargs.get("hparams_file", "hyperparams.yaml")).is_file():
             raise ModelError(f"{str(folder)!r} is not a model folder (no hyperparams.yaml); {REEXPORT}.")
         try:
-            return super().from_hparams(os.fspath(source), *args, **kwargs)
+            asr = super().from_hparams(os.fspath(source), *args, **kwargs)
         except Exception as err:  # torch, sentencepiece and hyperpyyaml raise many types
             raise ModelError(_describe_load_error(folder, err)) from err
+        prepare(asr.device)  # a first build of the CPU loops is announced here, not timed in a decode
+        return asr
 
     # ------------------------------------------------------------------ model facts
     @property
@@ -431,6 +434,19 @@ class SpikingASR(EncoderASR):
             ops = count_ops(encoder, feats) if report else None
             encoded = encoder.out if report else encoder(feats)
             yield self.parts.log_softmax(self.parts.ctc_lin(encoded)).cpu(), ops
+
+
+def _check_device(device: str) -> None:
+    """A one-line :class:`ValueError` for a device this machine does not have (before any loading)."""
+    try:
+        where = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device; pass --device cpu or cuda:0") from None
+    if where.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (where.index or 0) >= count:
+            message = f"this machine has {count} usable CUDA GPUs; use --device cpu"
+            raise ValueError(f"device {device!r}: {message}")
 
 
 def _describe_load_error(folder: Path, err: Exception) -> str:
