@@ -156,10 +156,10 @@ class SpikingASR(EncoderASR):
 
     Example
     -------
-    >>> asr = SpikingASR.from_hparams(source="pretrained/snn_digits")  # doctest: +SKIP
+    >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")  # doctest: +SKIP
     >>> asr.transcribe_file("x.flac")  # doctest: +SKIP
     'ONE TWO THREE'
-    >>> asr.set_decoder(beam_size=8, lm_path="pretrained/snn_digits/lm.arpa")  # doctest: +SKIP
+    >>> asr.set_decoder(beam_size=8, lm_path="pretrained/snn-digits/lm.arpa")  # doctest: +SKIP
     >>> asr.transcribe_path("long.wav", chunk_seconds=30).words[0]  # doctest: +SKIP
     Segment(text='ONE', start=0.31, end=0.62)
     """
@@ -418,7 +418,7 @@ class SpikingASR(EncoderASR):
 
         Example
         -------
-        >>> asr = SpikingASR.from_hparams(source="pretrained/snn_digits")  # doctest: +SKIP
+        >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")  # doctest: +SKIP
         >>> wav = torch.randn(48000)
         >>> whole = next(asr.stream_log_probs(wav))[0]  # doctest: +SKIP
         >>> parts = torch.cat([lp for lp, _ in asr.stream_log_probs(wav, 100)], 1)  # doctest: +SKIP
