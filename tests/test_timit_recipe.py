@@ -74,6 +74,12 @@ def test_killed_run_resumes_from_its_checkpoint(mini_timit, tmp_path):
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True)
     epochs = re.findall(r"^epoch: (\d+)", (out / "train_log.txt").read_text(), flags=re.M)
     assert epochs == ["1", "2", "3"]
+    other = recipe(mini_timit, out, "--number_of_epochs", "4", "--hidden_size", "48", "--beam_size", "0")
+    proc = subprocess.run(other, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: {str(out)!r} holds a run of a model with other settings"), message
+    assert "pass a new --output_folder, or delete" in message
 
 
 def test_missing_data_folder_is_one_clear_line(tmp_path):

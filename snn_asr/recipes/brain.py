@@ -108,6 +108,21 @@ class RecipeBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
 
+    def on_fit_start(self):
+        """SpeechBrain's start (the checkpoint is recovered here), a checkpoint of a model with
+        other settings than this run's (``--hidden_size``, ``--num_layers``, ...) refused in one line."""
+        try:
+            super().on_fit_start()
+        except RuntimeError as err:
+            if "state_dict" not in str(err):  # load_state_dict's "Error(s) in loading state_dict"
+                raise
+            folder = self.hparams.output_folder
+            raise ValueError(
+                f"{str(folder)!r} holds a run of a model with other settings than this run's (its "
+                f"checkpoint does not fit: {str(err).splitlines()[-1].strip()[:120]}); pass a new "
+                f"--output_folder, or delete {str(folder)!r} to start over"
+            ) from None
+
     def end_dev_epoch(self, epoch: int, stats: dict, anneal_on: str, keep_lowest: str) -> None:
         """Anneals the learning rate on ``stats[anneal_on]``, checkpoints, records, then logs the epoch.
 
