@@ -3,8 +3,10 @@
 No data and no downloads: it makes its own speech with espeak-ng. Needs a **source checkout**
 (``pip install -e .`` from the repository): it runs the repository's ``tools/`` and
 ``recipes/``, found next to this package, and needs espeak-ng (``apt-get install espeak-ng``).
-Four steps, each printed as a command before it runs and skipped when its output exists (a
-rerun resumes where a run stopped, or only prints the results):
+Four steps, each printed as a command before it runs and skipped when its output exists and was
+made by the same command (a rerun resumes where a run stopped, or only prints the results; a step
+whose options changed is redone, replacing its output, and so are the steps after it; the
+commands that made the outputs are kept in ``OUT/steps.json``):
 
 1. ``corpus``: ``tools/make_librispeech_corpus.py espeak OUT/corpus``, espeak-ng sentences
    (about 400 words) in LibriSpeech's layout; train, dev and test voices are disjoint;
@@ -16,8 +18,8 @@ rerun resumes where a run stopped, or only prints the results):
    voice) with beam search and the model's n-gram; result in ``OUT/held_out.json``.
 
 Then it prints the reference next to the hypothesis, the test WERs and each step's wall time.
-Other ``--key value`` options go to the recipe as YAML overrides (e.g. ``--lr 0.003``). To train
-with other settings use another ``--out`` (a finished step is not redone).
+Other ``--key value`` options go to the recipe as YAML overrides (e.g. ``--lr 0.003``). To keep
+a run while trying other settings, give the new one another ``--out``.
 
 Run::
 
@@ -50,15 +52,49 @@ TEST_SPLIT = "test-clean"
 
 @dataclass
 class Step:
-    """One step: its name, the file whose existence means it is done, and its command."""
+    """One step: its name, the file whose existence means it ran, its command, and its own output
+    folder (replaced when the step is redone; ``None``: only ``done_when``)."""
 
     name: str
     done_when: Path
     command: list[str]
+    folder: Path | None = None
 
-    @property
-    def done(self) -> bool:
-        return self.done_when.exists()
+    def made_by(self, record: dict[str, list[str]]) -> bool:
+        """Whether its output exists and was made by this command (``record``: ``steps.json``)."""
+        return self.done_when.exists() and record.get(self.name) == self.command
+
+    def clear(self) -> None:
+        """Removes the output of an earlier run with other options."""
+        if self.folder is not None and self.folder.is_dir():
+            shutil.rmtree(self.folder)
+        self.done_when.unlink(missing_ok=True)
+
+
+def read_record(out: Path) -> dict[str, list[str]]:
+    """The command that made each finished step's output (``OUT/steps.json``)."""
+    path = out / "steps.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def changed_options(old: list[str] | None, new: list[str]) -> str:
+    """What differs between two commands, for the "redo" line.
+
+    Example
+    -------
+    >>> changed_options(["t", "--size", "tiny", "--lr", "1"], ["t", "--size", "ci", "--lr", "1"])
+    '--size tiny -> ci'
+    """
+    if old is None:
+        return "made before the commands were recorded"
+    before, after = _options(old), _options(new)
+    keys = [k for k in dict.fromkeys([*after, *before]) if before.get(k) != after.get(k)]
+    changes = [f"{k} {before.get(k, '(none)')} -> {after.get(k, '(none)')}" for k in keys]
+    return ", ".join(changes) or "another command"
+
+
+def _options(command: list[str]) -> dict[str, str]:
+    return {arg: value for arg, value in zip(command, command[1:]) if arg.startswith("--")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,9 +170,10 @@ def plan(args: argparse.Namespace, extra: list[str]) -> list[Step]:
         train += [key, str(value)]
     return [
         Step("corpus", corpus / "CORPUS.JSON",
-             [py, str(CORPUS_TOOL), "espeak", str(corpus), "--size", args.size]),
-        Step("train", run / f"wer_{TEST_SPLIT}_ngram.txt", train + extra),
-        Step("export", model / "model.ckpt", [py, str(EXPORT_TOOL), str(run), str(model), "--overwrite"]),
+             [py, str(CORPUS_TOOL), "espeak", str(corpus), "--size", args.size], corpus),
+        Step("train", run / f"wer_{TEST_SPLIT}_ngram.txt", train + extra, run),
+        Step("export", model / "model.ckpt", [py, str(EXPORT_TOOL), str(run), str(model), "--overwrite"],
+             model),
         Step("transcribe", out / "held_out.json",
              [py, "-m", "snn_asr.inference.cli", "transcribe", str(model), audio, "--format", "json",
               "--beam", str(args.beam), *lm]),
@@ -227,19 +264,29 @@ def main(argv: list[str] | None = None) -> int:
     for tool in (CORPUS_TOOL, RECIPE, EXPORT_TOOL):
         if not tool.is_file():
             raise SystemExit(f"error: {tool} not found; the quickstart needs a source checkout of snn-asr")
-    times: dict[str, float | None] = {}
+    out, times, redo = args.out.resolve(), {}, False
     for index in range(4):
         step = plan(args, extra)[index]  # planned anew: the held-out file and n-gram are known late
-        if step.done:
-            print(f"[{step.name}] skipped: {step.done_when} exists")
+        record = read_record(out)
+        if step.made_by(record) and not redo:
+            print(f"[{step.name}] skipped: {step.done_when} exists, made by the same command")
             times[step.name] = None
             continue
+        if step.done_when.exists() or (step.folder is not None and step.folder.exists()):
+            why = (
+                "an earlier step was redone" if redo else changed_options(record.get(step.name), step.command)
+            )
+            print(f"[{step.name}] redone, replacing {step.folder or step.done_when} ({why})")
+            if not args.dry_run:
+                step.clear()
+        redo = True  # the steps after this one take its new output
         print(f"[{step.name}] {shown(step.command)}", flush=True)
         if args.dry_run:
             continue
         start = time.perf_counter()
         run_step(step, args)
         times[step.name] = time.perf_counter() - start
+        (out / "steps.json").write_text(json.dumps({**read_record(out), step.name: step.command}, indent=1))
     if not args.dry_run:
         report(args.out.resolve(), times)
     return 0

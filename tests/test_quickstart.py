@@ -72,6 +72,7 @@ def test_finished_steps_are_skipped(tmp_path, fake_run, capsys):
     (out / "train").mkdir()
     (out / "train" / "wer_test-clean.txt").write_text("%WER 20.00 [ 2 / 10, 0 ins, 1 del, 1 sub ]\n")
     (out / "train" / "wer_test-clean_ngram.txt").write_text("%WER 10.00 [ 1 / 10, 0 ins, 0 del, 1 sub ]\n")
+    record(out, [])
     qs.main(["--out", str(out)])
     # only the export and the transcription ran, the latter on the first held-out utterance
     assert [c[1] for c in fake_run.calls] == [str(qs.EXPORT_TOOL), "-m"]
@@ -83,9 +84,43 @@ def test_finished_steps_are_skipped(tmp_path, fake_run, capsys):
 
     (out / "model").mkdir()
     (out / "model" / "model.ckpt").write_text("")
+    (out / "model" / "lm.arpa").write_text("")
     fake_run.calls.clear()
     qs.main(["--out", str(out)])  # all done: a rerun runs nothing
     assert fake_run.calls == []
+
+
+def record(out, options):
+    """``steps.json`` as a run with ``options`` leaves it after its corpus and train steps."""
+    args, extra = qs.parse_args(["--out", str(out), *options])
+    corpus, train = qs.plan(args, extra)[:2]
+    (out / "steps.json").write_text(json.dumps({"corpus": corpus.command, "train": train.command}))
+
+
+def test_steps_made_with_other_options_are_redone_with_the_steps_after_them(tmp_path, fake_run, capsys):
+    out = tmp_path / "q"
+    utterance_corpus(out / "corpus")
+    (out / "train").mkdir()
+    (out / "train" / "wer_test-clean_ngram.txt").write_text("%WER 10.00 [ 1 / 10, 0 ins, 0 del, 1 sub ]\n")
+    (out / "train" / "old_checkpoint").write_text("")
+    record(out, ["--size", "tiny", "--epochs", "2", "--hidden-size", "32"])
+    with pytest.raises(SystemExit, match="no test-clean transcripts"):  # the fake corpus step made none
+        qs.main(["--out", str(out), "--size", "ci", "--epochs", "10"])
+    printed = capsys.readouterr().out
+    assert "[corpus] redone, replacing" in printed and "(--size tiny -> ci)" in printed
+    assert not (out / "corpus").exists() and fake_run.calls[0][1] == str(qs.CORPUS_TOOL)
+
+    utterance_corpus(out / "corpus")
+    (out / "train").mkdir()
+    (out / "train" / "old_checkpoint").write_text("")
+    record(out, ["--epochs", "2", "--hidden-size", "32"])  # the corpus is this run's, the model is not
+    fake_run.calls.clear()
+    qs.main(["--out", str(out), "--epochs", "10"])
+    printed = capsys.readouterr().out
+    assert "[corpus] skipped" in printed
+    assert "[train] redone" in printed and "--number_of_epochs 2 -> 10, --hidden_size 32 -> 256" in printed
+    assert not (out / "train" / "old_checkpoint").exists()
+    assert [c[1] for c in fake_run.calls] == [str(qs.RECIPE), str(qs.EXPORT_TOOL), "-m"]
 
 
 def test_failed_step_stops_with_one_line(tmp_path, monkeypatch):
