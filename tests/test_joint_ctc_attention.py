@@ -12,13 +12,13 @@ from corpora import make_digits
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [  # a few seconds per epoch on 2 cores; max_decode_ratio bounds the untrained decoder's search
     *("--hidden_size", "32", "--emb_size", "16", "--dec_neurons", "32", "--batch_size", "4", "--lr", "0.005"),
-    *("--beam_size", "2", "--valid_beam_size", "2", "--max_decode_ratio", "0.3", "--number_of_epochs", "2"),
+    *("--valid_beam_size", "2", "--max_decode_ratio", "0.3", "--number_of_epochs", "2"),
 ]
 
 
-def run_recipe(corpus: str, data: Path, out: Path, *extra: str) -> None:
+def run_recipe(corpus: str, data: Path, out: Path, *extra: str, beam: int = 2) -> None:
     cmd = [sys.executable, str(ROOT / "recipes" / corpus / "train.py"), "hparams/snn_ctc_att.yaml"]
-    cmd += ["--data_folder", str(data), "--output_folder", str(out), *TINY, *extra]
+    cmd += ["--data_folder", str(data), "--output_folder", str(out), *TINY, "--beam_size", str(beam), *extra]
     proc = subprocess.run(cmd, cwd=out.parent, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -60,8 +60,10 @@ def test_timit_joint_ctc_attention(corpora, tmp_path):
     assert json.loads((out / "ops_test.json").read_text())["ratio_to_gru"] > 0
 
 
-def test_librispeech_joint_ctc_attention(corpora, tmp_path):
+def test_librispeech_attention_with_greedy_test_decoding(corpora, tmp_path):
+    """``--beam_size 0``: the attention decoder's greedy search (the joint beam search needs a beam)."""
     out = tmp_path / "ls_att"
-    run_recipe("LibriSpeech", corpora / "digits", out, "--vocab_size", "20", "--test_splits", "[test-clean]")
+    options = ("--vocab_size", "20", "--test_splits", "[test-clean]")
+    run_recipe("LibriSpeech", corpora / "digits", out, *options, beam=0)
     assert_tested(out, ["test-clean"])
     assert not list(out.glob("wer_*_ngram*"))  # the kenlm n-gram is for CTC models only

@@ -32,6 +32,7 @@ from pathlib import Path
 import jiwer
 import speechbrain as sb
 import torch
+from speechbrain.decoders import S2SRNNGreedySearcher
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from snn_asr.neurons import SpikingNeuron
@@ -98,6 +99,21 @@ def ctc_beam_searcher(hparams: dict, vocab: list[str], **options) -> CTCPrefixBe
     """
     return CTCPrefixBeamSearcher(
         blank_index=hparams["blank_index"], vocab_list=vocab, beam_size=hparams["beam_size"], **options
+    )
+
+
+def greedy_attention(hparams) -> S2SRNNGreedySearcher:
+    """SpeechBrain's greedy search of the YAML's attention decoder (``emb``, ``dec``, ``seq_lin``):
+    an attention model's test decoding at ``beam_size: 0`` (the joint CTC/attention beam search
+    needs a beam)."""
+    return S2SRNNGreedySearcher(
+        embedding=hparams.emb,
+        decoder=hparams.dec,
+        linear=hparams.seq_lin,
+        bos_index=hparams.bos_index,
+        eos_index=hparams.eos_index,
+        min_decode_ratio=0.0,
+        max_decode_ratio=hparams.max_decode_ratio,
     )
 
 
@@ -208,7 +224,11 @@ class ASRBrain(RecipeBrain):
     def __init__(self, *args, units: Units, **kwargs):
         super().__init__(*args, **kwargs)
         self.units = units
-        self.test_search = getattr(self.hparams, "test_search", None) if self.attention else None
+        self.test_search = None
+        if self.attention:
+            self.test_search = (
+                self.hparams.test_search if self.hparams.beam_size > 0 else greedy_attention(self.hparams)
+            )
         self.rescorer = None
         self.wer_file = Path(self.hparams.output_folder) / "wer_test.txt"
         self.annealing_metric = getattr(self.hparams, "lr_annealing_metric", "loss")
