@@ -13,6 +13,7 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -562,3 +563,20 @@ def test_tool_refuses_clearly(tmp_path):
     assert not out.exists()
     with pytest.raises(convert.ConversionError, match="positional"):
         convert.convert_text("enc: !new:speechbrain.nnet.RNN.LSTM\n    - 4\n")
+
+
+@pytest.mark.parametrize("recipe", ["TIMIT", "LibriSpeech"])
+def test_tool_gives_a_converted_recipe_its_own_folder_and_lengths(recipe, tmp_path):
+    """The project's own ``lstm.yaml``: converted, it neither trains into the LSTM's folder nor
+    feeds the spiking encoder padded frames; ``-o`` on the input itself is refused."""
+    source = ROOT / "recipes" / recipe / "hparams" / "lstm.yaml"
+    result = convert.convert_text(source.read_text(), OPTIONS)
+    assert re.search(r"^model_name: lstm_snn_v2$", result.text, re.M)
+    assert re.search(r"^encoder_lengths: True\b", result.text, re.M)
+    assert not re.search(r"^encoder_lengths: False\b", result.text, re.M)
+    copy = tmp_path / "lstm.yaml"
+    copy.write_text(source.read_text())
+    command = [sys.executable, str(TOOL), str(copy), "-o", str(copy)]
+    same = subprocess.run(command, capture_output=True, text=True)
+    assert same.returncode == 1 and "is the input file" in same.stderr and same.stderr.count("\n") == 1
+    assert copy.read_text() == source.read_text()

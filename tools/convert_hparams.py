@@ -16,6 +16,15 @@ survive. It touches only:
 - ``!new:speechbrain.lobes.models.CRDNN.CRDNN`` without an ``rnn_class`` (its default
   is LiGRU): an ``rnn_class: !name:snn_asr.SpikingRNN`` entry is added.
 
+Two top-level settings follow the new encoder, so that a converted recipe neither trains into
+the old model's folder nor feeds the spiking encoder padded frames:
+
+- ``model_name: X`` becomes ``X_snn_<neuron>`` (where there is no ``model_name``, an
+  ``output_folder`` gets the suffix ``_snn_<neuron>`` instead);
+- ``encoder_lengths: False`` (this project's recipes: the stock RNNs are run without lengths)
+  becomes ``True``: ``SpikingRNN`` takes the lengths, so padded frames never reach its state,
+  its batch-norm statistics or its running scale.
+
 RNNs inside language models and attentional decoders (``RNNLM``,
 ``AttentionalRNNDecoder``) are left alone. Every change is printed, with the
 input line number. Exit status 1 (one-line error, nothing written) when the file
@@ -334,8 +343,50 @@ def convert_text(text: str, options: Options | None = None, keys: list[str] | No
         out.extend(inserts.get(j, []))
         out.append(line)
     out.extend(inserts.get(len(lines), []))
-    result.text = "".join(out)
+    result.text = _rewrite_run_settings("".join(out), options, result.changes)
     return result
+
+
+TOP_LEVEL = re.compile(
+    r"^(?P<key>model_name|output_folder|encoder_lengths):(?P<space>[ \t]*)"
+    r"(?P<value>[^#\n]*?)(?P<rest>[ \t]*(#.*)?)$",
+    re.M,
+)
+
+
+def _rewrite_run_settings(text: str, options: Options, changes: list[str]) -> str:
+    """The converted model's own folder (``model_name``, else ``output_folder``) and lengths.
+
+    Example
+    -------
+    >>> text = "model_name: lstm\\nencoder_lengths: False  # baselines\\n"
+    >>> print(_rewrite_run_settings(text, Options(), []), end="")
+    model_name: lstm_snn_v2
+    encoder_lengths: True  # baselines
+    """
+    suffix = f"_snn_{options.neuron}"
+    found = {m["key"] for m in TOP_LEVEL.finditer(text)}
+    renamed = "model_name" if "model_name" in found else "output_folder"
+
+    def rewrite(match: re.Match) -> str:
+        key, value = match["key"], match["value"]
+        if key == "encoder_lengths" and value.strip() == "False":
+            new = "True"
+            why = "SpikingRNN takes the lengths: padded frames never reach its state or statistics"
+        elif key == renamed and value.strip().startswith("!") and not value.startswith("!ref "):
+            line = text.count("\n", 0, match.start()) + 1
+            changes.append(f"line {line} ({key}): left {value.strip()} alone; give the run its own folder")
+            return match[0]
+        elif key == renamed and value.strip():
+            new = value.rstrip() + suffix
+            why = "the converted model trains into a folder of its own"
+        else:
+            return match[0]
+        line = text.count("\n", 0, match.start()) + 1
+        changes.append(f"line {line} ({key}): {value.strip()} -> {new} ({why})")
+        return f"{key}:{match['space']}{new}{match['rest']}"
+
+    return TOP_LEVEL.sub(rewrite, text)
 
 
 def check_yaml(text: str) -> None:
@@ -378,6 +429,12 @@ def main(argv: list[str] | None = None) -> int:
     report = sys.stderr if args.output == "-" else sys.stdout
     if not args.hparams.is_file():
         print(f"error: {args.hparams}: no such hparams file", file=sys.stderr)
+        return 1
+    if args.output != "-" and Path(args.output).resolve() == args.hparams.resolve():
+        print(
+            f"error: -o {args.output} is the input file; write the converted YAML to another path",
+            file=sys.stderr,
+        )
         return 1
     options = Options(args.neuron, args.bits, args.threshold, args.input_quant_bits)
     try:
