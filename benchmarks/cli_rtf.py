@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,8 @@ from snn_asr.dataio import load_audio
 def run(model: Path, audio: Path, chunk_seconds: float, *extra: str) -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB) of one ``snn-asr transcribe`` process."""
     start = time.perf_counter()
-    command = ["snn-asr", "transcribe", str(model), str(audio), "--chunk-seconds", str(chunk_seconds), *extra]
+    command = [sys.executable, "-m", "snn_asr.inference.cli", "transcribe", str(model), str(audio)]
+    command += ["--chunk-seconds", str(chunk_seconds), *extra]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
     _, status, usage = os.wait4(proc.pid, 0)
     if status:

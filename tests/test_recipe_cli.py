@@ -4,6 +4,8 @@ import ast
 import dataclasses
 import difflib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,21 @@ def test_grad_clip_is_the_brains_max_grad_norm(tmp_path):
         hparams, _, run_opts, _ = load_recipe([*argv, "--grad_clip", "1.5"], ROOT / "recipes" / recipe)
         brain = sb.Brain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts)
         assert brain.max_grad_norm == 1.5, recipe
+
+
+@pytest.mark.parametrize(
+    "script,args,expected",
+    [
+        ("TIMIT/train.py", ["--help"], "hparams files: hparams/gru.yaml"),
+        ("TIMIT/train.py", ["hparams/snn.yaml", "--help"], "  --hidden_size 550"),
+        ("LibriSpeech/train_lm.py", ["--help"], "usage: python "),
+        ("TIMIT/timit_prepare.py", ["--help"], "data_folder save_folder"),
+        ("LibriSpeech/librispeech_prepare.py", ["--help"], "data_folder save_folder"),
+    ],
+)
+def test_help_exits_0_and_says_what_to_pass(script, args, expected):
+    path = ROOT / "recipes" / script
+    done = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and expected in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    if "--help" == args[0] and "prepare" not in script:
+        assert f"usage: python {path}" in done.stdout  # the script run, not another one's name

@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        usage="%(prog)s RECIPE DATA_FOLDER OUT [--models ...] [--table-only] [-- RECIPE OVERRIDES ...]",
+        epilog="Everything after -- goes to every model's train.py as is (--key value overrides of its "
+        "YAML, e.g. -- --hidden_size 256 --number_of_epochs 6).",
+    )
     parser.add_argument("recipe", choices=sorted(ERROR_FILES))
     parser.add_argument("data_folder", type=Path)
     parser.add_argument("out", type=Path, help="one output folder per model is made inside")
@@ -116,7 +121,14 @@ def main(argv: list[str] | None = None) -> None:
                 "--data_folder", str(args.data_folder), "--output_folder", str(run), *overrides,
             ]  # fmt: skip
             print("$", " ".join(command), flush=True)
-            subprocess.run(command, check=True, env=os.environ)
+            if subprocess.run(command, env=os.environ).returncode:
+                sys.exit(f"error: training {name} failed (see above); rerun to resume it")
+        finished = [run / "history.json", run / f"ops_{TEST_SPLIT[args.recipe]}.json"]
+        if not all(path.is_file() for path in finished):
+            sys.exit(
+                f"error: {str(run)!r} holds no finished run of {name} (no history.json or ops file); "
+                "train it first (drop --table-only), or leave it out of --models"
+            )
         rows.append(summarize(args.recipe, name, run))
     table = markdown(rows)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -284,3 +285,9 @@ def prepare_librispeech(
         return rows
 
     return write_manifests("LibriSpeech", outputs, save / OPTIONS_FILE, options, split_rows, merges)
+
+
+if __name__ == "__main__":
+    from snn_asr.recipes.prepare import prepare_command
+
+    sys.exit(prepare_command(prepare_librispeech))

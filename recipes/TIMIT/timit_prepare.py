@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -417,3 +418,9 @@ def prepare_timit(
         return sorted((_row(utt, phn_set, sample_rate) for utt in utterances), key=lambda row: row["ID"])
 
     return write_manifests("TIMIT", outputs, save / OPTIONS_FILE, options, split_rows)
+
+
+if __name__ == "__main__":
+    from snn_asr.recipes.prepare import prepare_command
+
+    sys.exit(prepare_command(prepare_timit))

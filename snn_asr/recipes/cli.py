@@ -78,15 +78,26 @@ def load_recipe(argv: list[str], recipe_dir: str | Path, required: dict[str, str
     hparams, hparams_file, run_opts, overrides
     """
     recipe_dir = Path(recipe_dir)
-    if not argv or argv[0].startswith("-"):
-        raise RecipeError(f"usage: python {recipe_dir / 'train.py'} hparams/<model>.yaml [--key value ...]")
+    usage = f"usage: python {sys.argv[0]} hparams/<model>.yaml [SpeechBrain options] [--key value ...]"
+    if not argv or argv[0] in ("-h", "--help"):
+        choices = ", ".join(sorted(f"hparams/{p.name}" for p in (recipe_dir / "hparams").glob("*.yaml")))
+        if not argv:
+            raise RecipeError(f"{usage} (hparams files: {choices}; add --help after one for its keys)")
+        print(
+            f"{usage}\n\nhparams files: {choices}\n{sys.argv[0]} hparams/<model>.yaml --help lists "
+            "SpeechBrain's options and that YAML's keys, each settable as --key value."
+        )
+        raise SystemExit(0)
+    if argv[0].startswith("-"):
+        raise RecipeError(f"{usage}: the hparams file comes first")
     argv = [str(resolve_hparams(argv[0], recipe_dir)), *argv[1:]]
     argparse_output = io.StringIO()
     try:
         with contextlib.redirect_stderr(argparse_output):
             hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     except SystemExit as err:
-        if not err.code:  # --help
+        if not err.code:  # --help: SpeechBrain's options are printed; the YAML's keys follow
+            print(yaml_keys_help(argv[0]))
             raise
         said = [line for line in argparse_output.getvalue().splitlines() if ": error: " in line]
         reason = said[-1].split(": error: ", 1)[1] if said else "rejected"
@@ -110,6 +121,29 @@ def load_recipe(argv: list[str], recipe_dir: str | Path, required: dict[str, str
         if hparams.get(key) in (None, ""):
             raise RecipeError(f"{key} is not set in {hparams_file}: {hint}")
     return hparams, hparams_file, run_opts, overrides
+
+
+_TOP_KEY = re.compile(r"^(?P<key>[A-Za-z_]\w*):[ \t]*(?P<value>[^#\n]*?)[ \t]*(?:#[ \t]*(?P<comment>.*))?$")
+
+
+def yaml_keys_help(hparams_file: str | Path) -> str:
+    """The ``--key value`` overrides of a recipe YAML: each top-level key with a plain value, its
+    default and its comment (objects built with ``!new:``/``!name:`` are left out).
+
+    Example
+    -------
+    >>> print(yaml_keys_help("recipes/TIMIT/hparams/snn.yaml").splitlines()[0])
+    keys of recipes/TIMIT/hparams/snn.yaml (--key value on the command line):
+    """
+    lines = [f"keys of {hparams_file} (--key value on the command line):"]
+    for line in Path(hparams_file).read_text(encoding="utf-8").splitlines():
+        match = _TOP_KEY.match(line)
+        if not match or match["value"].startswith(("!new:", "!name:", "!apply:", "!include")):
+            continue
+        default = match["value"] or "(a block)"
+        comment = f"  {match['comment']}" if match["comment"] else ""
+        lines.append(f"  --{match['key']} {default}{comment}")
+    return "\n".join(lines)
 
 
 def _reason(err: BaseException) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,13 @@ from snn_asr.dataio import folder_stamp, is_prepared, mark_prepared, read_manife
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST_FORMATS", "check_manifest_format", "corpus_options", "write_manifests"]
+__all__ = [
+    "MANIFEST_FORMATS",
+    "check_manifest_format",
+    "corpus_options",
+    "prepare_command",
+    "write_manifests",
+]
 
 MANIFEST_FORMATS = ("csv", "json")
 
@@ -126,3 +133,28 @@ def write_manifests(
         write_manifest(rows, outputs[name])
     mark_prepared(options_file, options)
     return dict(outputs)
+
+
+def prepare_command(prepare: Callable[..., Mapping[str, Path]], argv: Sequence[str] | None = None) -> int:
+    """``python <corpus>_prepare.py DATA_FOLDER SAVE_FOLDER``: a preparation run on its own.
+
+    Writes the manifests (as the recipe would) and prints where; ``--help`` says what it does. A
+    data problem is one line ``error: ...`` and exit status 1.
+    """
+    import argparse
+
+    from snn_asr.dataio import DataError
+
+    parser = argparse.ArgumentParser(description=(prepare.__doc__ or "").split("\n\n")[0].strip())
+    parser.add_argument("data_folder", help="the corpus, in its distributed layout")
+    parser.add_argument("save_folder", help="where the manifests go")
+    parser.add_argument("--manifest-format", default="csv", choices=MANIFEST_FORMATS)
+    args = parser.parse_args(argv)
+    try:
+        written = prepare(args.data_folder, args.save_folder, manifest_format=args.manifest_format)
+    except (DataError, ValueError, FileNotFoundError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    for split, path in written.items():
+        print(f"{split}: {path}")
+    return 0
