@@ -191,3 +191,14 @@ def test_help_exits_0_and_says_what_to_pass(script, args, expected):
     assert done.returncode == 0 and expected in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     if "--help" == args[0] and "prepare" not in script:
         assert f"usage: python {path}" in done.stdout  # the script run, not another one's name
+
+
+def test_compare_encoders_table_of_a_missing_run_is_one_line(tmp_path):
+    tool = ROOT / "tools" / "compare_encoders.py"
+    cmd = [sys.executable, str(tool), "TIMIT", str(tmp_path / "data"), str(tmp_path / "out"), "--table-only"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"error: {str(tmp_path / 'out' / 'snn')!r} holds no finished run of snn (no history.json or ops "
+        "file); train it first (drop --table-only), or leave it out of --models"
+    )
