@@ -15,7 +15,9 @@ default splits read ``OUT`` as ``data_folder``.
 files ``recordings/{digit}_{speaker}_{index}.wav``, 8 kHz, CC BY-SA 4.0): each utterance
 joins 2-6 recordings of one speaker (each scaled to a common loudness, 5 ms fades) with
 pauses of 40-250 ms and 100-300 ms of lead/trail, filled with a faint noise floor, and is
-resampled to 16 kHz. The transcript is the digits as words (``ZERO ONE ...``). Splits are by
+resampled to 16 kHz. **Bandwidth:** FSDD is recorded at 8 kHz, so the 16 kHz files hold nothing
+above 4 kHz, and a model trained on them has never heard the 4-8 kHz band of ordinary 16 kHz
+speech (:data:`BANDWIDTH`). The transcript is the digits as words (``ZERO ONE ...``). Splits are by
 speaker: ``--test-speaker`` is held out for test-clean; dev-clean is a second held-out
 speaker (``--dev-speaker``) or, by default, the FSDD's own held-out recordings (index 0-4)
 of the training speakers, whose recordings 5-49 make train-clean-100. Any number of FSDD
@@ -65,6 +67,12 @@ SAMPLE_FSDD = REPO / "tests" / "data" / "fsdd"  # the 400 recordings the tests u
 SAMPLE_RATE = 16000
 SPLITS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
 MARKER = "CORPUS.JSON"
+BANDWIDTH = (
+    "Bandwidth: FSDD is 8 kHz audio; resampled to 16 kHz it holds nothing above 4 kHz. A model trained on\n"
+    "this corpus has never heard the 4-8 kHz band of ordinary 16 kHz speech: resample such input to 8 kHz\n"
+    "and back first (sox in.wav -r 8000 - | sox - -r 16000 out.wav), or train on wide-band speech."
+)
+"""Said in every digits corpus's ``README.TXT`` and printed when one is made."""
 DIGIT_WORDS = "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE".split()
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
 FSDD_HELD_OUT = range(0, 5)  # the FSDD's own test recordings: index 0-4 of each digit and speaker
@@ -505,7 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Connected-digit corpus in LibriSpeech's layout, made by tools/make_librispeech_corpus.py from\n"
             "the Free Spoken Digit Dataset (github.com/Jakobovski/free-spoken-digit-dataset), CC BY-SA 4.0;\n"
             f"this derived corpus is CC BY-SA 4.0 too. Speakers: {', '.join(sorted(fsdd))}; test speaker:\n"
-            f"{args.test_speaker}; dev: {args.dev_speaker or 'recordings 0-4 of the training speakers'}."
+            f"{args.test_speaker}; dev: {args.dev_speaker or 'recordings 0-4 of the training speakers'}.\n"
+            f"{BANDWIDTH}"
         )
         meta = {"fsdd": str(args.fsdd), "test_speaker": args.test_speaker, "dev_speaker": args.dev_speaker}
     else:
@@ -518,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = write_corpus(args.out, items, args.kind, args.seed, meta, args.jobs, args.overwrite, not args.quiet)
     counts = {SPLITS[s]: sum(i.split == s for i in items) for s in SPLITS}
     print(f"{args.kind} corpus ({args.size}, seed {args.seed}) written to {out}: {counts}")
+    if args.kind == "digits" and not args.quiet:
+        print(BANDWIDTH.replace("\n", " "))
     return 0
 
 
