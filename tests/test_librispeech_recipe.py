@@ -53,6 +53,10 @@ def test_snn_ctc_learns_held_out_speaker_and_decodes_with_ngram(digits, tmp_path
     ops = json.loads((out / "ops_test-clean.json").read_text())
     assert 0 < ops["ratio_to_gru"] < 1
     assert all(0 < r < 1 for r in ops["spike_rates"].values())
+    log = (out / "log.txt").read_text()  # decoding says what it ran and how long it took
+    assert re.search(r"test-clean: \d+ utterances decoded in [\d.]+ s \(CTC prefix beam search, beam 4;", log)
+    decoded = r"test-clean_ngram: \d+ utterances decoded in [\d.]+ s \(.*beam 4 with the kenlm n-gram"
+    assert re.search(decoded, log)
     for name in ("training_curves.png", "spike_raster_test-clean.png", "3gram.arpa"):
         assert (out / name).exists() or (save / name).exists(), name
 

@@ -26,6 +26,7 @@ references (:func:`cross_check_wer`; a disagreement raises).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from snn_asr.neurons import SpikingNeuron
 from snn_asr.ops import OpsReport, count_ops
 from snn_asr.recipes.data import Units
 from snn_asr.recipes.plots import spike_raster, spike_rate_histogram, training_curves
+
+logger = logging.getLogger(__name__)
 
 
 class WERMismatchError(RuntimeError):
@@ -387,6 +390,19 @@ class ASRBrain(RecipeBrain):
         )
         return self.test(tests)
 
+    def search_description(self) -> str:
+        """How the test splits are decoded, for the log: the search, its beam, its language model
+        (e.g. ``"CTC prefix beam search, beam 16 with the kenlm n-gram"``, ``"greedy CTC"``)."""
+        search = self.test_search
+        if self.attention:
+            beam = getattr(search, "beam_size", None)
+            return f"joint CTC/attention beam search, beam {beam}" if beam else "attention greedy search"
+        if search is None:
+            return "greedy CTC"
+        lm = " with the kenlm n-gram" if getattr(search, "kenlm_model_path", None) else ""
+        rnnlm = ", RNNLM rescoring" if self.rescorer is not None else ""
+        return f"CTC prefix beam search, beam {search.beam_size}{lm}{rnnlm}"
+
     def test(self, tests: dict, suffix: str = "") -> dict:
         """Evaluates the best checkpoint on each split; writes ``wer_<name><suffix>.txt``.
 
@@ -400,7 +416,12 @@ class ASRBrain(RecipeBrain):
         reports = {}
         for name, dataset in tests.items():
             self.wer_file = Path(hp.output_folder) / f"wer_{name}{suffix}.txt"
+            start = time.perf_counter()
             self.evaluate(dataset, min_key="error_rate", test_loader_kwargs=hp.test_dataloader_opts)
+            logger.info(
+                f"{name}{suffix}: {len(dataset)} utterances decoded in {time.perf_counter() - start:.1f} s "
+                f"({self.search_description()}; --beam_size 0 decodes greedily, for quick runs)"
+            )
             if not suffix and sb.utils.distributed.if_main_process():
                 reports[name] = self.spiking_report(dataset, name)
                 rates = {k: round(v, 3) for k, v in reports[name]["spike_rates"].items()}
