@@ -58,6 +58,7 @@ def test_export_folder_and_model_card(pretrained):
     assert sorted(p.name for p in model.iterdir()) == [
         "README.md",
         "hyperparams.yaml",
+        "lm.arpa",  # the recipe's 3-gram (the walkthrough decodes with beam search)
         "model.ckpt",
         "normalizer.ckpt",
         "tokenizer.ckpt",
@@ -66,6 +67,7 @@ def test_export_folder_and_model_card(pretrained):
     wer = (run / "wer_test-clean.txt").read_text().split()[1]
     assert f"| test-clean | {float(wer):.2f} |" in card and "snn_asr.SpikingRNN (v2)" in card
     assert "24 training utterances" in card and "vs same-size GRU" in card
+    assert (model / "lm.arpa").read_bytes() == (run / "save" / "3gram.arpa").read_bytes()
     text = (model / "hyperparams.yaml").read_text()
     assert str(run.parent) not in text and not ABSOLUTE_PATH.search(text)  # no folder of this machine
     with pytest.raises(SystemExit, match="exists and is not empty"):

@@ -38,7 +38,7 @@ from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from snn_asr.neurons import SpikingNeuron
 from snn_asr.ops import OpsReport, count_ops
-from snn_asr.recipes.data import Units
+from snn_asr.recipes.data import SubwordUnits, Units
 from snn_asr.recipes.plots import spike_raster, spike_rate_histogram, training_curves
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,26 @@ def cross_check_wer(error_metrics: sb.utils.metric_stats.ErrorRateStats) -> dict
     if not agree or abs(sb_["wer"] - jw["wer"]) > 1e-6:
         raise WERMismatchError(f"SpeechBrain and jiwer disagree on the same hypotheses: {result}")
     return {**result, "agree": True}
+
+
+def character_error_rates(error_metrics: sb.utils.metric_stats.ErrorRateStats) -> dict:
+    """Character error rates (%) of word hypotheses, by jiwer: ``with_spaces`` counts the space
+    between words as a character (as ESPnet scores CER), ``without_spaces`` only the letters.
+
+    Example
+    -------
+    >>> stats = sb.utils.metric_stats.ErrorRateStats()
+    >>> stats.append(["u1"], [["A", "BC"]], [["A", "B", "C"]])
+    >>> character_error_rates(stats)
+    {'with_spaces': 20.0, 'without_spaces': 0.0}
+    """
+    refs = [" ".join(s["ref_tokens"]) for s in error_metrics.scores]
+    hyps = [" ".join(s["hyp_tokens"]) for s in error_metrics.scores]
+    squeeze = lambda texts: [t.replace(" ", "") for t in texts]  # noqa: E731
+    return {
+        "with_spaces": 100.0 * jiwer.cer(refs, hyps),
+        "without_spaces": 100.0 * jiwer.cer(squeeze(refs), squeeze(hyps)),
+    }
 
 
 def ctc_beam_searcher(hparams: dict, vocab: list[str], **options) -> CTCPrefixBeamSearcher:
@@ -345,6 +365,8 @@ class ASRBrain(RecipeBrain):
             with open(self.wer_file, "w", encoding="utf-8") as w:
                 self.error_metrics.write_stats(w)
             check = cross_check_wer(self.error_metrics)
+            if isinstance(self.units, SubwordUnits):  # scored in words: their characters too
+                check["cer"] = character_error_rates(self.error_metrics)
             self.wer_file.with_suffix(".json").write_text(json.dumps(check, indent=1))
 
     def record_epoch(self, epoch: int, stats: dict) -> None:
