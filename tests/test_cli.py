@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 from pretrained_model import training_files
 
+from snn_asr.inference import SpikingASR
 from snn_asr.inference.cli import main
 
 BUNDLED = pretrained_model.REPO / "pretrained" / "snn-digits"
@@ -28,10 +29,10 @@ def run_cli(capsys, *args) -> tuple[int, str, list[str]]:
 def test_text_json_ctm(pretrained, capsys):
     model, _, corpus = pretrained
     files = training_files(corpus)[:3]
-    status, out, _ = run_cli(capsys, model, *files)
+    status, out, _ = run_cli(capsys, model, *files, "--beam", "0")  # greedy: token times too
     assert status == 0 and [line.split("\t")[0] for line in out.splitlines()] == list(map(str, files))
     texts = [line.split("\t")[1] for line in out.splitlines()]
-    status, out, _ = run_cli(capsys, model, *files, "--format", "json")
+    status, out, _ = run_cli(capsys, model, *files, "--format", "json", "--beam", "0")
     rows = [json.loads(line) for line in out.splitlines()]
     assert status == 0 and [r["text"] for r in rows] == texts
     for row in rows:
@@ -41,7 +42,7 @@ def test_text_json_ctm(pretrained, capsys):
             assert set(item) == {"text", "start", "end"} and isinstance(item["text"], str)
             assert 0 <= item["start"] < item["end"] <= row["duration"] + 0.02
         assert " ".join(w["text"] for w in row["words"]) == row["text"]
-    status, out, _ = run_cli(capsys, model, *files, "--format", "ctm")
+    status, out, _ = run_cli(capsys, model, *files, "--format", "ctm", "--beam", "0")
     lines = [line.split() for line in out.splitlines()]
     assert status == 0 and len(lines) == sum(len(r["words"]) for r in rows)
     for stem in {f.stem for f in files}:
@@ -49,6 +50,19 @@ def test_text_json_ctm(pretrained, capsys):
         assert all(5 <= len(cols) <= 6 and cols[1] == "1" and float(cols[3]) > 0 for cols in mine)
         starts = [float(cols[2]) for cols in mine]
         assert starts == sorted(starts)
+
+
+def test_defaults_decode_as_the_model_folder_was_exported(pretrained, capsys):
+    """The walkthrough's model was trained with --beam_size 4 and exported with its 3-gram."""
+    model, _, corpus = pretrained
+    assert SpikingASR.from_hparams(source=str(model)).folder_decoding() == (4, model / "lm.arpa")
+    files = training_files(corpus)[:3]
+    status, default, _ = run_cli(capsys, model, *files)
+    assert status == 0 and default.strip()
+    assert default == run_cli(capsys, model, *files, "--beam", "4", "--lm", model / "lm.arpa")[1]
+    assert default == run_cli(capsys, model, *files, "--beam", "4")[1]  # a beam: the folder's LM with it
+    no_lm = run_cli(capsys, model, *files, "--no-lm")[1]
+    assert no_lm == run_cli(capsys, model, *files, "--beam", "4", "--no-lm")[1]
 
 
 def test_folder_list_report_and_output(pretrained, capsys, tmp_path):

@@ -42,7 +42,9 @@ from snn_asr.dataio import DataError, read_manifest  # noqa: E402
 from snn_asr.inference.asr import LM_FILE  # noqa: E402
 
 PARTS = ("compute_features", "normalize", "encoder", "ctc_lin", "log_softmax")
-SCALARS = {"sample_rate": 16000, "blank_index": 0, "lm_weight": 0.5, "lm_bonus": 1.0}
+SCALARS = {"sample_rate": 16000, "blank_index": 0, "beam_size": 0, "lm_weight": 0.5, "lm_bonus": 1.0}
+"""Copied from the run's YAML (these defaults where it has none): ``beam_size``, ``lm_weight`` and
+``lm_bonus`` are the decoding ``snn-asr transcribe`` uses unless told otherwise."""
 
 WIRING = """
 # Inference chain: waveform -> Fbank -> frozen global normalisation -> encoder -> CTC log-probs
@@ -103,6 +105,7 @@ def inference_yaml(hparams: dict, tokenizer: str, header: str) -> str:
     >>> print(out[: out.index("# Inference")].strip())
     sample_rate: 8000
     blank_index: 0
+    beam_size: 0
     lm_weight: 0.3
     lm_bonus: 1.0
     compute_features: !new:torch.nn.Identity

@@ -156,7 +156,7 @@ class SpikingASR(EncoderASR):
 
     Example
     -------
-    >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")  # doctest: +SKIP
+    >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")  # the bundled model
     >>> asr.transcribe_file("x.flac")  # doctest: +SKIP
     'ONE TWO THREE'
     >>> asr.set_decoder(beam_size=8, lm_path="pretrained/snn-digits/lm.arpa")  # doctest: +SKIP
@@ -190,7 +190,21 @@ class SpikingASR(EncoderASR):
         except Exception as err:  # torch, sentencepiece and hyperpyyaml raise many types
             raise ModelError(_describe_load_error(folder, err)) from err
         prepare(asr.device)  # a first build of the CPU loops is announced here, not timed in a decode
+        asr.folder = folder if folder.is_dir() else None
         return asr
+
+    def folder_decoding(self) -> tuple[int, Path | None]:
+        """The decoding the model folder was exported with: its ``beam_size`` (0, greedy, where it
+        has none) and its ``lm.arpa`` where there is one and a beam to use it in.
+
+        Example
+        -------
+        >>> SpikingASR.from_hparams(source="pretrained/snn-digits").folder_decoding()
+        (0, None)
+        """
+        beam = int(getattr(self.hparams, "beam_size", 0) or 0)
+        lm = self.folder / LM_FILE if getattr(self, "folder", None) is not None else None
+        return beam, lm if beam > 0 and lm is not None and lm.is_file() else None
 
     # ------------------------------------------------------------------ model facts
     @property
@@ -222,8 +236,8 @@ class SpikingASR(EncoderASR):
 
         Example
         -------
-        >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")  # doctest: +SKIP
-        >>> asr.ctc_frame_shift(301, 301), asr.ctc_frame_shift(301, 151)  # doctest: +SKIP
+        >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")
+        >>> asr.ctc_frame_shift(301, 301), asr.ctc_frame_shift(301, 151)
         (0.01, 0.02)
         """
         return self.frame_shift * max(1, round(feature_frames / max(1, ctc_frames)))
@@ -418,11 +432,11 @@ class SpikingASR(EncoderASR):
 
         Example
         -------
-        >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")  # doctest: +SKIP
+        >>> asr = SpikingASR.from_hparams(source="pretrained/snn-digits")
         >>> wav = torch.randn(48000)
-        >>> whole = next(asr.stream_log_probs(wav))[0]  # doctest: +SKIP
-        >>> parts = torch.cat([lp for lp, _ in asr.stream_log_probs(wav, 100)], 1)  # doctest: +SKIP
-        >>> bool((whole.argmax(-1) == parts.argmax(-1)).all())  # doctest: +SKIP
+        >>> whole = next(asr.stream_log_probs(wav))[0]
+        >>> parts = torch.cat([lp for lp, _ in asr.stream_log_probs(wav, 100)], 1)
+        >>> bool((whole.argmax(-1) == parts.argmax(-1)).all())
         True
         """
         stream = event_driven_stream(self.parts.enc) if self.event_driven and not report else None

@@ -60,8 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", type=Path, help="write results here instead of stdout")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    p.add_argument("--beam", type=int, default=0, metavar="N", help="CTC prefix beam search (0: greedy)")
-    p.add_argument("--lm", metavar="ARPA", help="kenlm n-gram for beam search (e.g. MODEL_DIR/lm.arpa)")
+    p.add_argument(
+        "--beam",
+        type=int,
+        metavar="N",
+        help="CTC prefix beam search, 0: greedy (default: the model folder's beam_size; greedy if none)",
+    )
+    p.add_argument(
+        "--lm", metavar="ARPA", help="kenlm n-gram for beam search (default: MODEL_DIR/lm.arpa with a beam)"
+    )
+    p.add_argument("--no-lm", action="store_true", help="beam search without the model folder's n-gram")
     p.add_argument("--lm-weight", type=float, help="LM weight alpha (default: the recipe's lm_weight)")
     p.add_argument("--lm-bonus", type=float, help="word bonus beta (default: the recipe's lm_bonus)")
     p.add_argument(
@@ -134,7 +142,10 @@ def transcribe(args: argparse.Namespace, out: TextIO) -> int:
 
     asr = SpikingASR.from_hparams(source=args.model_dir, run_opts={"device": args.device})
     asr.event_driven = args.event_driven
-    asr.set_decoder(args.beam, args.lm, args.lm_weight, args.lm_bonus)
+    beam, lm = asr.folder_decoding()  # the folder's own settings, unless told otherwise
+    beam = beam if args.beam is None else args.beam
+    lm = args.lm or (None if args.no_lm or beam <= 0 else lm)
+    asr.set_decoder(beam, lm, args.lm_weight, args.lm_bonus)
     paths = expand_inputs(args.inputs, args.list)
     if not paths:
         raise DataError("no input files (give audio files, folders or --list FILE)")
