@@ -311,3 +311,14 @@ def test_times_follow_the_encoders_frame_rate(name):
     assert (word.text, word.start) == ("a", 0.0) and word.end == pytest.approx(0.01 * stride)
     ctc_frames = next(asr.stream_log_probs(signal))[0].shape[1]
     assert asr.ctc_frame_shift(101, ctc_frames) == pytest.approx(0.01 * stride)
+
+
+def test_loading_a_model_builds_the_cpu_loops_before_any_timed_decode(monkeypatch):
+    """A first build of the compiled loops (~30 s) happens at load time, so ``--report``'s first
+    real-time factor never includes it."""
+    import snn_asr.inference.asr as asr_module
+
+    prepared = []
+    monkeypatch.setattr(asr_module, "prepare", prepared.append)
+    SpikingASR.from_hparams(source=str(REPO / "pretrained" / "snn-digits"))
+    assert [str(device) for device in prepared] == ["cpu"]
