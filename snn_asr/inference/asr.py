@@ -164,6 +164,9 @@ class SpikingASR(EncoderASR):
     Segment(text='ONE', start=0.31, end=0.62)
     """
 
+    folder: Path | None = None
+    """The local model folder it was loaded from (``None``: fetched by SpeechBrain from elsewhere)."""
+
     event_driven = False
     """Run a spiking encoder through :class:`~snn_asr.fastpaths.event_driven.EventDrivenRNN` where it applies
     (one file at a time on CPU, without ``report``): work follows the spike count. Its sums run in
@@ -203,7 +206,7 @@ class SpikingASR(EncoderASR):
         (0, None)
         """
         beam = int(getattr(self.hparams, "beam_size", 0) or 0)
-        lm = self.folder / LM_FILE if getattr(self, "folder", None) is not None else None
+        lm = self.folder / LM_FILE if self.folder is not None else None
         return beam, lm if beam > 0 and lm is not None and lm.is_file() else None
 
     # ------------------------------------------------------------------ model facts

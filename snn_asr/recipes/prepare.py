@@ -23,6 +23,7 @@ Example
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from snn_asr.dataio import folder_stamp, is_prepared, mark_prepared, read_manifest, write_manifest
+from snn_asr.dataio import DataError, folder_stamp, is_prepared, mark_prepared, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +142,6 @@ def prepare_command(prepare: Callable[..., Mapping[str, Path]], argv: Sequence[s
     Writes the manifests (as the recipe would) and prints where; ``--help`` says what it does. A
     data problem is one line ``error: ...`` and exit status 1.
     """
-    import argparse
-
-    from snn_asr.dataio import DataError
-
     parser = argparse.ArgumentParser(description=(prepare.__doc__ or "").split("\n\n")[0].strip())
     parser.add_argument("data_folder", help="the corpus, in its distributed layout")
     parser.add_argument("save_folder", help="where the manifests go")
