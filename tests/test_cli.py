@@ -103,7 +103,8 @@ def test_bad_inputs_are_reported_and_the_rest_transcribed(pretrained, capsys, tm
     status, out, err = run_cli(capsys, model, bad["missing"], good, *list(bad.values())[1:], silence)
     assert status == 1
     assert out.splitlines() == [f"{good}\t{out.splitlines()[0].split(chr(9))[1]}", f"{silence}\t"]
-    errors = [line for line in err if line.startswith("error:")]
+    *errors, summary = [line for line in err if line.startswith("error:")]
+    assert summary == f"error: {len(bad)} of {len(bad) + 2} inputs gave no transcript (each named above)"
     assert len(errors) == len(bad) and all(str(path) in line for path, line in zip(bad.values(), errors))
     assert any(line.startswith("warning:") and str(silence) in line for line in err)
 

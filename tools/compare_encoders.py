@@ -4,11 +4,13 @@
 Each model is one ``hparams/<name>.yaml`` of the recipe, run as
 ``recipes/<recipe>/train.py hparams/<name>.yaml --data_folder DATA --output_folder OUT/<name>``
 plus the shared overrides given after ``--``. A finished run resumes from its checkpoints,
-so rerunning only tabulates. The table holds, per model: test error without and with
-the LM, best dev error, the encoder's parameters (2-D weight matrices, the paper's count),
-multiplications per frame and per utterance (event-driven for spiking layers), the ratio
-to a same-size GRU, spike rates per layer and the median training time per epoch. It is
-printed and written to ``OUT/table.md`` (and ``OUT/table.json``).
+so rerunning only tabulates. With ``--seeds``, each model trains once per seed
+(``OUT/<model>/<seed>``) and each figure is the seeds' ``mean ± sd``. The table holds, per
+model: dev and test error (and CER where the recipe writes it) without and with the LM (or the
+best greedy dev error where the dev set was not scored at the end), the encoder's parameters
+(2-D weight matrices, the paper's count), multiplications per frame (event-driven for spiking
+layers), the ratio to a same-size GRU, spike rates per layer and the median training time per
+epoch. It is printed and written to ``OUT/table.md`` (and ``OUT/table.json``).
 
 Run::
 
@@ -16,6 +18,8 @@ Run::
         --models snn snn_v1 lif lstm gru -- --hidden_size 256 --number_of_epochs 12
     python tools/compare_encoders.py LibriSpeech data/digits results/compare_digits \\
         --models snn lstm gru -- --hidden_size 256 --vocab_size 24 --test_splits "[test-clean]"
+    python tools/compare_encoders.py AN4 ../shared/data/an4 results/AN4 \\
+        --models snn snn_v1 lif lstm gru --seeds 1234 1235 1236
 """
 
 from __future__ import annotations
@@ -30,20 +34,33 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Error-rate files each recipe writes per test split, by column label: (prefix, suffix).
-ERROR_FILES = {
-    "TIMIT": {"PER": ("wer_", ""), "PER +phone LM": ("wer_", "_phone_lm")},
-    "LibriSpeech": {"WER": ("wer_", ""), "WER +n-gram": ("wer_", "_ngram"), "WER +RNNLM": ("wer_", "_rnnlm")},
+# The (dev, test) splits each recipe scores, and its error-rate files' suffixes by LM: column label -> suffix.
+SPLITS = {"TIMIT": ("dev", "test"), "LibriSpeech": ("dev-clean", "test-clean"), "AN4": ("dev", "test")}
+METRIC = {"TIMIT": "PER", "LibriSpeech": "WER", "AN4": "WER"}
+LM_SUFFIXES = {
+    "TIMIT": {"": "", "+phone LM": "_phone_lm"},
+    "LibriSpeech": {"": "", "+n-gram": "_ngram", "+RNNLM": "_rnnlm"},
+    "AN4": {"": "", "+n-gram": "_ngram", "+RNNLM": "_rnnlm"},
 }
-TEST_SPLIT = {"TIMIT": "test", "LibriSpeech": "test-clean"}
 
 
-def error_rate(path: Path) -> float | None:
-    """The ``%WER`` figure of a SpeechBrain ``ErrorRateStats`` file, or None if there is none."""
-    if not path.exists():
+def error_rates(run: Path, split: str, suffix: str) -> dict[str, float] | None:
+    """``wer`` (and ``cer``/``cer_nospace`` where written) of a split's scoring files, or None if none.
+
+    The JSON file (``wer_<split><suffix>.json``) is read where there is one, else the ``%WER`` line
+    of SpeechBrain's ``ErrorRateStats`` text file.
+    """
+    stem = run / f"wer_{split}{suffix}"
+    if stem.with_suffix(".json").is_file():
+        scores = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+        found = {"wer": scores["speechbrain"]["wer"]}
+        if "cer" in scores:
+            found |= {"cer": scores["cer"]["with_spaces"], "cer_nospace": scores["cer"]["without_spaces"]}
+        return found
+    if not stem.with_suffix(".txt").is_file():
         return None
-    match = re.search(r"%WER\s+([\d.]+)", path.read_text(encoding="utf-8"))
-    return float(match.group(1)) if match else None
+    match = re.search(r"%WER\s+([\d.]+)", stem.with_suffix(".txt").read_text(encoding="utf-8"))
+    return {"wer": float(match.group(1))} if match else None
 
 
 def encoder_parameters(run: Path) -> int:
@@ -57,39 +74,69 @@ def encoder_parameters(run: Path) -> int:
     return count_parameters(hparams["encoder"])
 
 
-def summarize(recipe: str, name: str, run: Path) -> dict:
-    """One table row from a finished run's files."""
-    split = TEST_SPLIT[recipe]
-    row: dict = {"model": name}
-    for label, (prefix, suffix) in ERROR_FILES[recipe].items():
-        row[label] = error_rate(run / f"{prefix}{split}{suffix}.txt")
+def summarize(recipe: str, run: Path) -> dict:
+    """One run's figures from its files: error rates by column, parameters, op counts, timing."""
+    dev, test = SPLITS[recipe]
+    row: dict = {}
+    for split in (dev, test):
+        for lm, suffix in LM_SUFFIXES[recipe].items():
+            for name, value in (error_rates(run, split, suffix) or {}).items():
+                if name == "cer_nospace" and split == dev:
+                    continue  # the test set's is enough to compare with systems that count no spaces
+                label = {"wer": METRIC[recipe], "cer": "CER", "cer_nospace": "CER no space"}[name]
+                row[f"{split} {label}{' ' + lm if lm else ''}"] = value
     history = json.loads((run / "history.json").read_text())
-    row["best dev"] = min(h["valid_error_rate"] for h in history)
+    if not any(key.startswith(f"{dev} ") for key in row):  # the dev set was not scored at the end
+        row["best dev (greedy)"] = min(h["valid_error_rate"] for h in history)
     row["epochs"] = len(history)
     times = [h["train_seconds"] for h in history if "train_seconds" in h]
     row["s/epoch"] = statistics.median(times) if times else None
     row["parameters"] = encoder_parameters(run)
-    ops = json.loads((run / f"ops_{split}.json").read_text())
+    ops = json.loads((run / f"ops_{test}.json").read_text())
     row["mults/frame"] = ops["mults_per_frame"]
-    row["mults/utt"] = ops["mults_per_utterance"]
     row["vs GRU"] = ops["ratio_to_gru"]
-    rates = ops["spike_rates"]
-    row["spike rate"] = " / ".join(f"{r:.3f}" for r in rates.values()) if rates else "-"
+    for layer, rate in ops["spike_rates"].items():
+        row[f"spike rate {layer}"] = rate
     return row
 
 
+def aggregate(name: str, runs: list[dict]) -> dict:
+    """One table row of a model's runs (seeds): each figure's mean, ``± sd`` over 2 or more seeds."""
+    row: dict = {"model": name, "seeds": len(runs)}
+    for key in runs[0]:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if not values:
+            row[key] = None
+        elif len(values) > 1 and key not in ("parameters", "epochs"):
+            row[key] = (statistics.mean(values), statistics.stdev(values))
+        else:
+            row[key] = statistics.mean(values) if key != "parameters" else values[0]
+    rates = [k for k in row if k.startswith("spike rate ")]
+    if rates:  # one column: layer 1 / layer 2 / ...
+        row["spike rate"] = " / ".join(_number(row.pop(k), 3) for k in rates)
+    return row
+
+
+def _number(value, digits: int | None = None) -> str:
+    if isinstance(value, tuple):
+        return f"{_number(value[0], digits)} ± {_number(value[1], digits)}"
+    if digits is not None:
+        return f"{value:.{digits}f}"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3f}" if value < 1 else f"{value:.1f}"
+
+
 def markdown(rows: list[dict]) -> str:
-    """Rows as a Markdown table; numbers formatted for reading."""
+    """Rows as a Markdown table; numbers formatted for reading (``mean ± sd`` over seeds)."""
     columns = [c for c in rows[0] if any(r.get(c) is not None for r in rows)]
+    if all(r.get("seeds") == 1 for r in rows):
+        columns.remove("seeds")
 
     def cell(value) -> str:
         if value is None:
             return "-"
-        if isinstance(value, float):
-            return f"{value:,.0f}" if value >= 1000 else f"{value:.3f}" if value < 1 else f"{value:.2f}"
         if isinstance(value, int):
             return f"{value:,}"
-        return str(value)
+        return value if isinstance(value, str) else _number(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
@@ -106,34 +153,41 @@ def main(argv: list[str] | None = None) -> None:
         epilog="Everything after -- goes to every model's train.py as is (--key value overrides of its "
         "YAML, e.g. -- --hidden_size 256 --number_of_epochs 6).",
     )
-    parser.add_argument("recipe", choices=sorted(ERROR_FILES))
+    parser.add_argument("recipe", choices=sorted(SPLITS))
     parser.add_argument("data_folder", type=Path)
     parser.add_argument("out", type=Path, help="one output folder per model is made inside")
     parser.add_argument("--models", nargs="+", default=["snn", "lstm", "gru"], help="hparams file stems")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, help="train each model once per seed, in OUT/<model>/<seed>"
+    )
     parser.add_argument("--table-only", action="store_true", help="tabulate existing runs, train nothing")
     args = parser.parse_args(argv)
     rows = []
     for name in args.models:
-        run = args.out / name
-        if not args.table_only:
-            command = [
-                sys.executable, str(ROOT / "recipes" / args.recipe / "train.py"), f"hparams/{name}.yaml",
-                "--data_folder", str(args.data_folder), "--output_folder", str(run), *overrides,
-            ]  # fmt: skip
-            print("$", " ".join(command), flush=True)
-            if subprocess.run(command, env=os.environ).returncode:
-                sys.exit(f"error: training {name} failed (see above); rerun to resume it")
-        finished = [run / "history.json", run / f"ops_{TEST_SPLIT[args.recipe]}.json"]
-        if not all(path.is_file() for path in finished):
-            sys.exit(
-                f"error: {str(run)!r} holds no finished run of {name} (no history.json or ops file); "
-                "train it first (drop --table-only), or leave it out of --models"
-            )
-        rows.append(summarize(args.recipe, name, run))
+        summaries = []
+        for seed in args.seeds or [None]:
+            run = args.out / name if seed is None else args.out / name / str(seed)
+            seeded = [] if seed is None else ["--seed", str(seed)]
+            if not args.table_only:
+                command = [
+                    sys.executable, str(ROOT / "recipes" / args.recipe / "train.py"), f"hparams/{name}.yaml",
+                    "--data_folder", str(args.data_folder), "--output_folder", str(run), *seeded, *overrides,
+                ]  # fmt: skip
+                print("$", " ".join(command), flush=True)
+                if subprocess.run(command, env=os.environ).returncode:
+                    sys.exit(f"error: training {name} failed (see above); rerun to resume it")
+            finished = [run / "history.json", run / f"ops_{SPLITS[args.recipe][1]}.json"]
+            if not all(path.is_file() for path in finished):
+                sys.exit(
+                    f"error: {str(run)!r} holds no finished run of {name} (no history.json or ops file); "
+                    "train it first (drop --table-only), or leave it out of --models"
+                )
+            summaries.append(summarize(args.recipe, run))
+        rows.append(aggregate(name, summaries))
     table = markdown(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(table + "\n")
-    (args.out / "table.json").write_text(json.dumps(rows, indent=1))
+    (args.out / "table.json").write_text(json.dumps(rows, indent=1))  # (mean, sd) pairs as lists
     print(table)
 
 

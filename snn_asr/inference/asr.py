@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,18 +180,29 @@ class SpikingASR(EncoderASR):
         self.searcher: CTCPrefixBeamSearcher | None = None
 
     @classmethod
-    def from_hparams(cls, source: str | os.PathLike, *args, **kwargs) -> SpikingASR:
+    def from_hparams(cls, source: str | os.PathLike, *args, local_only: bool = False, **kwargs) -> SpikingASR:
         """Loads a model folder (or any ``source`` SpeechBrain fetches); problems raise :class:`ModelError`.
 
-        A local folder loads offline and in place when no ``savedir`` is given.
+        A local folder loads offline and in place when no ``savedir`` is given. ``local_only``
+        (the CLI's ``MODEL_DIR``): a path that is not here is an error, never a Hugging Face repo id.
         """
         _check_device(str((kwargs.get("run_opts") or {}).get("device", "cpu")))
         folder = Path(source)
+        fix = "pass a folder written by tools/export_model.py (e.g. pretrained/snn-digits)"
+        if folder.is_file():
+            raise ModelError(f"{str(folder)!r} is a file, not a model folder; {fix}.")
+        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", os.fspath(source)) and not local_only
+        if not folder.exists() and not hub_id:
+            raise ModelError(f"model folder {str(folder)!r} does not exist; {fix}.")
         if folder.is_dir() and not (folder / kwargs.get("hparams_file", "hyperparams.yaml")).is_file():
             raise ModelError(f"{str(folder)!r} is not a model folder (no hyperparams.yaml); {REEXPORT}.")
         try:
             asr = super().from_hparams(os.fspath(source), *args, **kwargs)
         except Exception as err:  # torch, sentencepiece and hyperpyyaml raise many types
+            if not folder.exists():  # "namespace/name": not here, and not fetched as a Hugging Face repo
+                why = " ".join(str(err).split())[:120]
+                hub = f"does not exist, nor could it be fetched from the Hugging Face hub ({why})"
+                raise ModelError(f"model folder {str(folder)!r} {hub}; {fix}.") from err
             raise ModelError(_describe_load_error(folder, err)) from err
         prepare(asr.device)  # a first build of the CPU loops is announced here, not timed in a decode
         asr.folder = folder if folder.is_dir() else None

@@ -1,18 +1,25 @@
-"""The ``snn-asr`` command: transcribe audio files with an exported model (see docs/inference.md).
+"""The ``snn-asr`` command: transcribe audio files or a live stream with an exported model (see docs).
 
 ::
 
     snn-asr transcribe MODEL_DIR a.wav b.flac more/ --list files.txt --format json
-    snn-asr transcribe MODEL_DIR long.ogg --beam 8 --lm MODEL_DIR/lm.arpa --report
+    snn-asr transcribe MODEL_DIR talk.mp3 --format srt --output talk.srt
+    snn-asr transcribe MODEL_DIR clips/ --format all --output-dir subs/
+    snn-asr transcribe MODEL_DIR a.raw --raw-rate 16000 --raw-encoding s16le
+    sox a.wav -t raw -r 16000 -e signed -b 16 -c 1 - | snn-asr stream MODEL_DIR -
 
-Inputs are audio files (any format ``soundfile`` reads: WAV, FLAC, OGG, ...; any sample rate and
-channel count, resampled and downmixed), folders (searched recursively for audio) and ``--list``
-files (one path a line). Results go to stdout (or ``--output``), one per input:
+Inputs are audio files (any format ``soundfile`` reads: WAV, FLAC, OGG, MP3, ...; any sample rate
+and channel count, resampled and downmixed), headerless PCM (``.raw``/``.pcm`` with
+``--raw-rate``/``--raw-encoding``), ``-`` (one file on stdin: headered audio, or PCM with
+``--raw-rate``), folders (searched recursively for audio) and ``--list`` files (one path a line).
+Results go to stdout (or ``--output``; ``--output-dir DIR`` writes ``DIR/<stem>.<format>`` per input):
 
 - ``text``: ``<path>\\t<transcript>``;
 - ``json``: JSON Lines, ``{"file", "text", "duration", "words": [{"text", "start", "end"}],
   "tokens": [...]}`` (times in seconds; ``tokens`` empty with beam search);
-- ``ctm``: NIST CTM, ``<file stem> 1 <start> <duration> <word>`` per word.
+- ``ctm``: NIST CTM, ``<file stem> 1 <start> <duration> <word>`` per word;
+- ``srt``, ``vtt``, ``tsv``: subtitles as Whisper writes them, cues made of the word times
+  (:mod:`snn_asr.inference.formats`); ``all``: one file of each format.
 
 Times count CTC frames of the encoder's output, each the Fbank hop times the encoder's time
 subsampling (a CNN front end's stride, a CRDNN's pooling). A word's time is where CTC's peaks
@@ -20,26 +27,50 @@ for it lie, not the sound: it starts at its first token's peak and ends with its
 peak run (greedy) or one frame after that token's first frame (beam search). CTC peaks are a
 few frames long, so a word's duration is tens of milliseconds, not how long it was spoken.
 
-A bad input prints one ``error:`` line on stderr and the others are still transcribed; the exit
-status is then 1 (2 for a bad model folder or options). Audio that gives an empty transcript
-(e.g. silence) is not an error: its line has empty text and stderr gets a ``warning:`` line.
-Files longer than ``--chunk-seconds`` are decoded in chunks through the encoder's state.
+Nothing is left out silently. A bad input prints one ``error:`` line on stderr naming it and the
+others are still transcribed; a folder's non-audio files are counted and named in a ``warning:``
+line, a folder without audio is an error, and a decoder's own complaints (libmpg123's) are folded
+into our lines. The exit status is then 1 (2 for a bad model folder or options). Audio that gives
+an empty transcript (e.g. silence) is not an error: its line has empty text and stderr gets a
+``warning:`` line. Files longer than ``--chunk-seconds`` are decoded in chunks through the
+encoder's state.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import tempfile
+import warnings
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import torch
 from tqdm import tqdm
 
-from snn_asr.dataio import DataError, read_text_lines
+from snn_asr.dataio import RAW_ENCODINGS, AudioError, DataError, load_audio, read_raw_pcm, read_text_lines
+from snn_asr.inference.formats import FORMATS, MANY_FILE_FORMATS, SUFFIXES, CueOptions, write_result
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".mp3", ".opus", ".aiff", ".aif"}
+RAW_SUFFIXES = {".raw", ".pcm"}
+"""Headerless PCM: read with ``--raw-rate``/``--raw-encoding``, an error naming the fix without them."""
+STDIN = "-"
+
+
+def add_raw_options(p: argparse.ArgumentParser, default_rate: int | None = None) -> None:
+    """``--raw-rate``, ``--raw-encoding`` and ``--raw-channels``: how to read headerless PCM (sox-style)."""
+    p.add_argument(
+        "--raw-rate",
+        type=int,
+        default=default_rate,
+        metavar="HZ",
+        help="sample rate of .raw/.pcm and stdin PCM",
+    )
+    p.add_argument("--raw-encoding", default="s16le", choices=tuple(RAW_ENCODINGS), help="sample encoding")
+    p.add_argument("--raw-channels", type=int, default=1, metavar="N", help="interleaved channels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,18 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("transcribe", help="transcribe audio files", description=__doc__.split("\n\n")[0])
     p.add_argument("model_dir", help="exported model folder (tools/export_model.py)")
-    p.add_argument("inputs", nargs="*", help="audio files or folders")
+    p.add_argument("inputs", nargs="*", help="audio files or folders; - reads one file from stdin")
     p.add_argument(
         "--list", action="append", default=[], metavar="FILE", help="file of input paths, one a line"
     )
     p.add_argument(
         "--format",
-        choices=("text", "json", "ctm"),
+        choices=FORMATS + ("all",),
         default="text",
-        help="json/ctm add word times: where CTC's peaks lie (a word's duration is its peaks' tens of ms, "
-        "not its spoken length; see docs/inference.md)",
+        help="json/ctm/srt/vtt/tsv add word times: where CTC's peaks lie (a word's duration is its peaks' "
+        "tens of ms, not its spoken length; see docs/inference.md); all: one file of each format",
     )
-    p.add_argument("--output", type=Path, help="write results here instead of stdout")
+    p.add_argument(
+        "--output", type=Path, help="write results here instead of stdout (all: NAME.txt, NAME.srt, ...)"
+    )
+    p.add_argument("--output-dir", type=Path, help="one file per input and format: DIR/<input stem>.<format>")
+    cue = CueOptions()
+    p.add_argument("--max-words", type=int, default=cue.max_words, help="subtitles: most words a cue")
+    p.add_argument("--max-cue-seconds", type=float, default=cue.max_seconds, help="subtitles: longest cue")
+    p.add_argument(
+        "--max-pause", type=float, default=cue.max_pause, help="subtitles: a longer pause starts a new cue"
+    )
+    p.add_argument(
+        "--max-line-width", type=int, default=cue.max_line_width, help="subtitles: characters a cue"
+    )
+    add_raw_options(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     p.add_argument(
         "--beam",
@@ -89,38 +133,166 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expand_inputs(inputs: list[str], lists: list[str]) -> list[str]:
+@dataclass
+class Inputs:
+    """What :func:`expand_inputs` found: audio paths, and a line for each input left out (never silently)."""
+
+    paths: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _names(paths: list[Path], shown: int = 3) -> str:
+    names = ", ".join(p.name for p in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def expand_inputs(inputs: list[str], lists: list[str]) -> Inputs:
     """Input paths: files as given, folders expanded to their audio files (sorted), list files read.
+
+    A folder's other files are counted and named in a warning; a folder without audio is an error.
 
     Example
     -------
-    >>> expand_inputs(["a.wav", "missing/"], [])
+    >>> expand_inputs(["a.wav", "missing/"], []).paths
     ['a.wav', 'missing/']
     """
+    found = Inputs()
     paths = list(inputs)
     for list_file in lists:
         paths += [line.strip() for line in read_text_lines(list_file) if line.strip()]
-    expanded = []
     for path in paths:
         folder = Path(path)
-        if folder.is_dir():
-            expanded += sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        else:
-            expanded.append(path)
-    return expanded
+        if path == STDIN or not folder.is_dir():
+            found.paths.append(path)
+            continue
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        audio = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES | RAW_SUFFIXES]
+        others = [p for p in files if p not in audio]
+        found.paths += [str(p) for p in audio]
+        if not audio:
+            what = f"only {len(others)} other files ({_names(others)})" if others else "no files"
+            found.errors.append(f"folder {path!r} holds no audio files ({what}); give audio files or folders")
+        elif others:
+            found.warnings.append(
+                f"folder {path!r}: left out {len(others)} files that are not audio by their names "
+                f"({_names(others)}); audio: {', '.join(sorted(AUDIO_SUFFIXES | RAW_SUFFIXES))}"
+            )
+    return found
 
 
-def write_result(out: TextIO, fmt: str, path: str, transcript) -> None:
-    """One input's result in ``fmt`` (see the module docstring)."""
-    if fmt == "text":
-        out.write(f"{path}\t{transcript.text}\n")
-    elif fmt == "json":
-        out.write(json.dumps({"file": path, **transcript.to_dict()}, ensure_ascii=False) + "\n")
-    else:
-        stem = Path(path).stem
-        for word in transcript.words:
-            out.write(f"{stem} 1 {word.start:.3f} {word.end - word.start:.3f} {word.text}\n")
-    out.flush()
+def read_input(path: str, sample_rate: int, args: argparse.Namespace) -> torch.Tensor:
+    """(samples,) waveform of an input: an audio file, headerless PCM (``--raw-*``), or stdin (``-``)."""
+    raw = (args.raw_rate, args.raw_encoding, args.raw_channels)
+    fix = "pass its format, e.g. --raw-rate 16000 --raw-encoding s16le"
+    if path == STDIN:
+        data = sys.stdin.buffer.read()
+        if args.raw_rate:
+            return read_raw_pcm(data, *raw, sample_rate=sample_rate)
+        with tempfile.NamedTemporaryFile(suffix=".audio") as copy:  # a headered file (WAV, FLAC) on stdin
+            copy.write(data)
+            copy.flush()
+            try:
+                return load_audio(copy.name, sample_rate)
+            except AudioError as err:
+                raise AudioError(
+                    f"stdin: {str(err).split(': ', 1)[1]} (headerless PCM on stdin: {fix})"
+                ) from None
+    if Path(path).suffix.lower() in RAW_SUFFIXES:
+        if not args.raw_rate:
+            raise AudioError(f"{path!r} is headerless PCM, which holds no sample rate or encoding; {fix}.")
+        return read_raw_pcm(path, *raw, sample_rate=sample_rate)
+    return load_audio(path, sample_rate)
+
+
+def output_names(paths: list[str], directory: Path) -> dict[str, Path]:
+    """``DIR/<stem>`` for each input (stdin: ``stdin``); a repeated stem gets ``-2``, ``-3``, ..."""
+    names: dict[str, Path] = {}
+    taken: set[str] = set()
+    for path in paths:
+        stem = "stdin" if path == STDIN else Path(path).stem
+        name, n = stem, 1
+        while name in taken:
+            n += 1
+            name = f"{stem}-{n}"
+        taken.add(name)
+        names[path] = directory / name
+    return names
+
+
+def check_outputs(args: argparse.Namespace, count: int) -> list[str]:
+    """The formats to write; a subtitle format for several inputs without ``--output-dir`` is an error."""
+    formats = list(FORMATS) if args.format == "all" else [args.format]
+    if args.output_dir is None and count > 1 and any(f not in MANY_FILE_FORMATS for f in formats):
+        raise ValueError(
+            f"--format {args.format} writes one file per input: with {count} inputs, add --output-dir DIR"
+        )
+    if args.format == "all" and args.output_dir is None and args.output is None:
+        raise ValueError("--format all writes one file of each format: add --output NAME or --output-dir DIR")
+    return formats
+
+
+def transcribe(args: argparse.Namespace, out: TextIO) -> int:
+    """Runs ``snn-asr transcribe``; returns the exit status."""
+    from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
+
+    found = expand_inputs(args.inputs, args.list)
+    if not found.paths and not found.errors:
+        raise DataError("no input files (give audio files, folders, - for stdin, or --list FILE)")
+    formats = check_outputs(args, len(found.paths))
+    asr = SpikingASR.from_hparams(source=args.model_dir, run_opts={"device": args.device}, local_only=True)
+    asr.event_driven = args.event_driven
+    beam, lm = asr.folder_decoding()  # the folder's own settings, unless told otherwise
+    beam = beam if args.beam is None else args.beam
+    lm = args.lm or (None if args.no_lm or beam <= 0 else lm)
+    asr.set_decoder(beam, lm, args.lm_weight, args.lm_bonus)
+    options = CueOptions(args.max_words, args.max_cue_seconds, args.max_pause, args.max_line_width)
+    for line in found.warnings:
+        tqdm.write(f"warning: {line}", file=sys.stderr)
+    for line in found.errors:
+        tqdm.write(f"error: {line}", file=sys.stderr)
+    failed = 0
+    with ExitStack() as files:
+        if args.output_dir is not None:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            names = output_names(found.paths, args.output_dir)
+        elif args.format == "all":
+            base = args.output.with_suffix("")
+            shared = {
+                f: files.enter_context(open(base.with_suffix(SUFFIXES[f]), "w", encoding="utf-8"))
+                for f in formats
+            }
+        for path in _progress(found.paths):
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", category=UserWarning)
+                    signal = read_input(path, asr.sample_rate, args)
+                transcript = asr.transcribe_signal(
+                    signal, chunk_seconds=args.chunk_seconds or None, report=args.report
+                )
+            except DataError as err:
+                tqdm.write(f"error: {err}", file=sys.stderr)
+                failed += 1
+                continue
+            for warning in caught:
+                tqdm.write(f"warning: {warning.message}", file=sys.stderr)
+            for fmt in formats:
+                if args.output_dir is not None:
+                    with open(names[path].with_suffix(SUFFIXES[fmt]), "w", encoding="utf-8") as one:
+                        write_result(one, fmt, path, transcript, options)
+                else:
+                    write_result(shared[fmt] if args.format == "all" else out, fmt, path, transcript, options)
+            if not transcript.text:
+                tqdm.write(
+                    f"warning: {path}: empty transcript (silence, or no speech recognised)", file=sys.stderr
+                )
+            if args.report:
+                tqdm.write(report_line(path, transcript), file=sys.stderr)
+    bad = failed + len(found.errors)
+    if bad:
+        total = len(found.paths) + len(found.errors)
+        tqdm.write(f"error: {bad} of {total} inputs gave no transcript (each named above)", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def report_line(path: str, transcript) -> str:
@@ -136,39 +308,6 @@ def report_line(path: str, transcript) -> str:
     )
 
 
-def transcribe(args: argparse.Namespace, out: TextIO) -> int:
-    """Runs ``snn-asr transcribe``; returns the exit status."""
-    from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
-
-    asr = SpikingASR.from_hparams(source=args.model_dir, run_opts={"device": args.device})
-    asr.event_driven = args.event_driven
-    beam, lm = asr.folder_decoding()  # the folder's own settings, unless told otherwise
-    beam = beam if args.beam is None else args.beam
-    lm = args.lm or (None if args.no_lm or beam <= 0 else lm)
-    asr.set_decoder(beam, lm, args.lm_weight, args.lm_bonus)
-    paths = expand_inputs(args.inputs, args.list)
-    if not paths:
-        raise DataError("no input files (give audio files, folders or --list FILE)")
-    status = 0
-    for path in _progress(paths):
-        try:
-            transcript = asr.transcribe_path(
-                path, chunk_seconds=args.chunk_seconds or None, report=args.report
-            )
-        except DataError as err:
-            tqdm.write(f"error: {err}", file=sys.stderr)
-            status = 1
-            continue
-        write_result(out, args.format, path, transcript)
-        if not transcript.text:
-            tqdm.write(
-                f"warning: {path}: empty transcript (silence, or no speech recognised)", file=sys.stderr
-            )
-        if args.report:
-            tqdm.write(report_line(path, transcript), file=sys.stderr)
-    return status
-
-
 def _progress(paths: list[str]) -> Iterator[str]:
     """SpeechBrain-style tqdm bar over many files (on stderr; hidden for one file or a non-terminal)."""
     return tqdm(paths, desc="transcribing", unit="file", dynamic_ncols=True, disable=len(paths) < 2 or None)
@@ -178,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snn-asr`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.output:
+        if args.output and args.format != "all" and args.output_dir is None:
             with open(args.output, "w", encoding="utf-8") as out:
                 return transcribe(args, out)
         return transcribe(args, sys.stdout)
