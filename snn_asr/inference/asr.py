@@ -25,7 +25,7 @@ import inspect
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -310,7 +310,8 @@ class SpikingASR(EncoderASR):
         )
 
     # ------------------------------------------------------------------ decoding
-    def _text(self, ids: list[int]) -> str:
+    def text_of(self, ids: list[int]) -> str:
+        """The text of token ids (pieces joined into words, spaces between words)."""
         if isinstance(self.tokenizer, CTCTextEncoder):
             return " ".join(self.tokenizer.decode_ndim(ids))
         return " ".join(self.tokenizer.decode_ids(ids).split())  # a lone "▁" gives no empty word
@@ -325,9 +326,9 @@ class SpikingASR(EncoderASR):
             if not groups or vocab[run[0]].startswith(SPM_SPACE):
                 groups.append([])
             groups[-1].append(run)
-        words = [Segment(self._text([r[0] for r in g]), g[0][1] * shift, g[-1][2] * shift) for g in groups]
+        words = [Segment(self.text_of([r[0] for r in g]), g[0][1] * shift, g[-1][2] * shift) for g in groups]
         words = [w for w in words if w.text]
-        return Transcript(self._text([r[0] for r in runs]), words, tokens, duration)
+        return Transcript(self.text_of([r[0] for r in runs]), words, tokens, duration)
 
     def _beam(self, log_probs: torch.Tensor, duration: float, shift: float) -> Transcript:
         """Transcript of the best beam for (frames, vocab) log-probabilities ``shift`` seconds apart."""
@@ -410,33 +411,53 @@ class SpikingASR(EncoderASR):
         each is computed on the waveform plus the neighbouring samples its STFT windows reach, and
         the log-Mel floor (``top_db`` below the file's maximum) comes from a first pass over the file.
         """
-        fbank, normalize = self.parts.compute_features, self.parts.normalize
         signal = signal.to(self.device)
         if chunk_frames is None:
-            yield normalize(fbank(signal[None]))
+            yield self.parts.normalize(self.parts.compute_features(signal[None]))
             return
-        stft = fbank.compute_STFT
-        hop, total = stft.hop_length, self.feature_frames(signal.numel())
-        margin = -(-(stft.n_fft // 2) // hop)
-
-        filterbank = fbank.compute_fbanks
-
-        def chunks() -> Iterator[torch.Tensor]:
-            for f0, f1 in chunk_bounds(total, chunk_frames):
-                s0 = max(0, f0 - margin) * hop
-                # Fbank floors each call at its own maximum - top_db; only the file's floor is wanted.
-                top_db, filterbank.top_db = filterbank.top_db, float("inf")
-                try:
-                    feats = fbank(signal[None, s0 : min(signal.numel(), (f1 + margin) * hop)])
-                finally:
-                    filterbank.top_db = top_db
-                yield feats[:, f0 - s0 // hop : f1 - s0 // hop]
-
+        bounds = chunk_bounds(self.feature_frames(signal.numel()), chunk_frames)
         floor = None
-        if filterbank.log_mel:  # the whole-file floor, computed as Fbank does (float32)
-            floor = torch.stack([c.amax() for c in chunks()]).amax() - filterbank.top_db
-        for feats in chunks():
-            yield normalize(feats if floor is None else torch.max(feats, floor))
+        if self.parts.compute_features.compute_fbanks.log_mel:  # the whole-file floor, as Fbank computes it
+            floor = torch.stack([self.exact_frames(signal, f0, f1).amax() for f0, f1 in bounds]).amax()
+            floor = floor - self.parts.compute_features.compute_fbanks.top_db
+        for f0, f1 in bounds:
+            feats = self.exact_frames(signal, f0, f1)
+            yield self.parts.normalize(feats if floor is None else torch.max(feats, floor))
+
+    def exact_frames(self, signal: torch.Tensor, f0: int, f1: int, first: int = 0) -> torch.Tensor:
+        """Fbank frames ``f0:f1`` (1, f1 - f0, n_mels) as a whole-file Fbank has them, before its floor.
+
+        Each is computed on the waveform plus the neighbouring samples its STFT window reaches.
+        ``signal`` holds the stream from frame ``first`` on (``first * hop`` samples dropped, at
+        least :meth:`context_frames` before ``f0`` kept). Fbank floors each call at its own
+        maximum - ``top_db``; that floor is left to the caller (the file's, or a stream's so far).
+        """
+        fbank = self.parts.compute_features
+        hop, margin = fbank.compute_STFT.hop_length, self.context_frames()
+        s0 = max(0, f0 - margin)
+        assert s0 >= first, "the stream was trimmed past the samples frame f0 needs"
+        top_db, fbank.compute_fbanks.top_db = fbank.compute_fbanks.top_db, float("inf")
+        try:
+            feats = fbank(signal[None, (s0 - first) * hop : (f1 + margin - first) * hop])
+        finally:
+            fbank.compute_fbanks.top_db = top_db
+        return feats[:, f0 - s0 : f1 - s0]
+
+    def context_frames(self) -> int:
+        """Frames of samples an STFT window reaches on each side of its frame (``ceil(n_fft / 2 / hop)``)."""
+        stft = self.parts.compute_features.compute_STFT
+        return -(-(stft.n_fft // 2) // stft.hop_length)
+
+    def encoder_runner(self, report: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``run(feats) -> encoded`` for (1, frames, n_mels) chunks, carrying the encoder's state.
+
+        Event-driven (:attr:`event_driven`, without ``report``) where it applies, else dense; with
+        ``report`` the runner is a module for :func:`~snn_asr.ops.count_ops` (its ``out``: the output).
+        """
+        stream = event_driven_stream(self.parts.enc) if self.event_driven and not report else None
+        if stream is not None:
+            return lambda feats: stream(feats[0])[None]
+        return _Stateful(self.parts.enc)
 
     def stream_log_probs(
         self, signal: torch.Tensor, chunk_frames: int | None = None, report: bool = False
@@ -454,11 +475,7 @@ class SpikingASR(EncoderASR):
         >>> bool((whole.argmax(-1) == parts.argmax(-1)).all())
         True
         """
-        stream = event_driven_stream(self.parts.enc) if self.event_driven and not report else None
-        if stream is not None:
-            encoder = lambda feats: stream(feats[0])[None]  # noqa: E731
-        else:
-            encoder = _Stateful(self.parts.enc)
+        encoder = self.encoder_runner(report)
         for feats in self.features(signal, chunk_frames):
             ops = count_ops(encoder, feats) if report else None
             encoded = encoder.out if report else encoder(feats)

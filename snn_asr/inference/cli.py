@@ -130,7 +130,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--report", action="store_true", help="per file on stderr: real-time factor, spike rate, mults"
     )
+    add_stream_parser(commands)
     return parser
+
+
+def add_stream_parser(commands) -> None:
+    """``snn-asr stream``: live decoding of PCM on stdin or a microphone (snn_asr.inference.streaming)."""
+    from snn_asr.inference.streaming import Endpointing  # light: dataclasses only at import
+
+    p = commands.add_parser(
+        "stream",
+        help="decode a live stream: PCM on stdin, or a microphone",
+        description="Live decoding: partial hypotheses on one terminal line (stderr), a final line per "
+        "utterance (stdout). E.g. arecord -f S16_LE -r 16000 -c 1 | snn-asr stream MODEL_DIR -",
+    )
+    p.add_argument("model_dir", help="exported model folder (tools/export_model.py)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("stdin", nargs="?", choices=[STDIN], help="- reads headerless PCM from stdin")
+    source.add_argument("--mic", action="store_true", help="a microphone (pip install sounddevice)")
+    add_raw_options(p, default_rate=16000)
+    p.add_argument("--chunk-ms", type=int, default=160, help="audio per encoder step (at least 160 ms)")
+    ends = Endpointing()
+    p.add_argument(
+        "--silence-db",
+        type=float,
+        default=ends.silence_db,
+        help="a 10 ms hop quieter than this (dBFS) is silent",
+    )
+    p.add_argument(
+        "--min-silence", type=float, default=ends.min_silence, help="seconds of silence that end an utterance"
+    )
+    p.add_argument("--timestamps", action="store_true", help="final lines as <start>\\t<end>\\t<text>")
+    p.add_argument(
+        "--dense", action="store_true", help="the dense (training-time) encoder, not the event-driven one"
+    )
+    p.add_argument("--report", action="store_true", help="per-chunk latency on stderr, and a summary")
 
 
 @dataclass
@@ -308,6 +342,88 @@ def report_line(path: str, transcript) -> str:
     )
 
 
+def pcm_blocks(args: argparse.Namespace, block_frames: int) -> Iterator[bytes]:
+    """Raw PCM blocks of ``block_frames`` sample frames from stdin, or from ``sounddevice``'s microphone."""
+    width = RAW_ENCODINGS[args.raw_encoding][2] * args.raw_channels
+    if not args.mic:
+        while block := sys.stdin.buffer.read(block_frames * width):
+            yield block
+        return
+    try:
+        import sounddevice  # an optional extra: pip install sounddevice
+    except ImportError:
+        raise DataError("--mic needs the sounddevice package: pip install sounddevice") from None
+    if args.raw_encoding not in ("s16le", "s32le", "f32le"):
+        raise DataError("--mic records s16le, s32le or f32le; pass one with --raw-encoding")
+    dtype = {"s16le": "int16", "s32le": "int32", "f32le": "float32"}[args.raw_encoding]
+    with sounddevice.RawInputStream(samplerate=args.raw_rate, channels=args.raw_channels, dtype=dtype) as mic:
+        while True:
+            block, _ = mic.read(block_frames)
+            yield bytes(block)
+
+
+def stream(args: argparse.Namespace, out: TextIO) -> int:
+    """Runs ``snn-asr stream``; returns the exit status."""
+    from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
+    from snn_asr.inference.streaming import Endpointing, LiveTranscriber
+
+    asr = SpikingASR.from_hparams(source=args.model_dir, local_only=True)
+    if args.raw_rate != asr.sample_rate:
+        raise DataError(
+            f"the model expects {asr.sample_rate} Hz and the stream is {args.raw_rate} Hz; resample it "
+            f"before the pipe (e.g. sox IN -t raw -r {asr.sample_rate} -e signed -b 16 -c 1 -)"
+        )
+    asr.event_driven = not args.dense
+    live = LiveTranscriber(asr, args.chunk_ms // 10, Endpointing(args.silence_db, args.min_silence))
+    terminal = sys.stderr.isatty()
+    shown = 0
+
+    def show(events) -> None:
+        nonlocal shown
+        for event in events:
+            if event.kind == "partial" and terminal:
+                line = event.text[-100:]
+                sys.stderr.write("\r" + line + " " * max(0, shown - len(line)))
+                sys.stderr.flush()
+                shown = len(line)
+            elif event.kind == "final":
+                if terminal and shown:
+                    sys.stderr.write("\r" + " " * shown + "\r")
+                    shown = 0
+                times = f"{event.start:.2f}\t{event.end:.2f}\t" if args.timestamps else ""
+                out.write(f"{times}{event.text}\n")
+                out.flush()
+        if args.report:
+            for timing in live.timings[reported:]:
+                sys.stderr.write(
+                    f"chunk: {timing.audio * 1000:.0f} ms of audio in {timing.seconds * 1000:.1f} ms\n"
+                )
+
+    block = max(1, args.chunk_ms * args.raw_rate // 1000)
+    reported = 0
+    try:
+        for data in pcm_blocks(args, block):
+            show(live.push(read_raw_pcm(data, args.raw_rate, args.raw_encoding, args.raw_channels, None)))
+            reported = len(live.timings)
+    except KeyboardInterrupt:  # Ctrl-C ends a microphone stream: decode what was heard
+        pass
+    show(live.finish())
+    if args.report and live.timings:
+        sys.stderr.write(latency_summary(live.timings) + "\n")
+    return 0
+
+
+def latency_summary(timings) -> str:
+    """``--report``'s last line: chunks, median and 95th-percentile processing time, real-time factor."""
+    seconds = sorted(t.seconds for t in timings)
+    audio = sum(t.audio for t in timings)
+    p95 = seconds[min(len(seconds) - 1, int(0.95 * len(seconds)))]
+    return (
+        f"stream: {len(timings)} chunks, {audio:.2f} s of audio; per chunk median "
+        f"{seconds[len(seconds) // 2] * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms; RTF {sum(seconds) / audio:.3f}"
+    )
+
+
 def _progress(paths: list[str]) -> Iterator[str]:
     """SpeechBrain-style tqdm bar over many files (on stderr; hidden for one file or a non-terminal)."""
     return tqdm(paths, desc="transcribing", unit="file", dynamic_ncols=True, disable=len(paths) < 2 or None)
@@ -317,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snn-asr`` console script."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "stream":
+            return stream(args, sys.stdout)
         if args.output and args.format != "all" and args.output_dir is None:
             with open(args.output, "w", encoding="utf-8") as out:
                 return transcribe(args, out)
