@@ -23,7 +23,7 @@ import torch
 from speechbrain.lobes.features import Fbank
 
 from snn_asr.encoders.spiking_rnn import SpikingRNN
-from snn_asr.ops import count_ops, count_parameters
+from snn_asr.ops import count_ops, count_parameters, spike_trains
 from snn_asr.recipes.plots import spike_raster
 
 SAMPLE_RATE = 16000
@@ -98,22 +98,6 @@ def calibrate(model: torch.nn.Module, feats: torch.Tensor, passes: int = CALIBRA
     return passes
 
 
-@torch.no_grad()
-def layer_spikes(model: SpikingRNN, feats: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Eval-mode spikes (time, hidden) of every layer for the first utterance of ``feats``."""
-    captured = {}
-    hooks = [
-        layer.register_forward_hook(
-            lambda m, a, out, name=f"layer {i}": captured.__setitem__(name, out[0][0])
-        )
-        for i, layer in enumerate(model.layers, 1)
-    ]
-    model.eval()(feats)
-    for hook in hooks:
-        hook.remove()
-    return captured
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(row)
         if name == "v2":
-            path = spike_raster(layer_spikes(model, feats[:1]), Path(args.out) / "spike_raster_v2.png")
+            trains = {f"layer {i}": s for i, s in enumerate(spike_trains(model, feats).values(), 1)}
+            path = spike_raster(trains, Path(args.out) / "spike_raster_v2.png")
     print(f"spike raster of v2 (untrained): {path}")
 
 

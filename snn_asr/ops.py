@@ -382,3 +382,29 @@ def count_ops(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = 
             module.training = training  # not model.train(...): that would give every child the model's flag
     frames = int(real_frames(lengths, x.shape[0], x.shape[1], x.device).sum())
     return OpsReport(utterances=x.shape[0], frames=frames, layers=list(counter.layers.values()))
+
+
+@torch.no_grad()
+def spike_trains(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Eval-mode spikes (time, hidden) of each spiking layer of ``model`` for the first sequence of ``x``.
+
+    Example
+    -------
+    >>> trains = spike_trains(SpikingRNN(8, input_size=5, num_layers=2), torch.randn(1, 30, 5))
+    >>> {name: tuple(s.shape) for name, s in trains.items()}
+    {'stacks.0.0': (30, 8), 'stacks.0.1': (30, 8)}
+    """
+    captured: dict[str, torch.Tensor] = {}
+    hooks = [
+        module.register_forward_hook(lambda m, a, out, name=name: captured.__setitem__(name, out[0][0]))
+        for name, module in model.named_modules()
+        if isinstance(module, SpikingNeuron)
+    ]
+    was_training = model.training
+    try:
+        model.eval()(x[:1])
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return captured

@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--report", action="store_true", help="per file on stderr: real-time factor, spike rate, mults"
     )
     add_stream_parser(commands)
+    p = commands.add_parser(
+        "demo",
+        help="a web page: record or upload audio, see the transcript, spikes and cost (needs Gradio)",
+        description="Serves a Gradio page for MODEL_DIR (pip install 'snn-asr[demo]'): record or upload "
+        "audio; see the transcript with word times, a spike raster, spike rates and mults vs a GRU.",
+    )
+    p.add_argument("model_dir", help="exported model folder (tools/export_model.py)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on")
     return parser
 
 
@@ -435,6 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "stream":
             return stream(args, sys.stdout)
+        if args.command == "demo":
+            from snn_asr.inference.web_demo import serve  # deferred: Gradio is optional and slow to import
+
+            serve(args.model_dir, args.host, args.port)
+            return 0
         if args.output and args.format != "all" and args.output_dir is None:
             with open(args.output, "w", encoding="utf-8") as out:
                 return transcribe(args, out)
