@@ -75,7 +75,7 @@ def build_demo(asr: SpikingASR, title: str = "snn-asr"):
     with gr.Blocks(title=title) as page:
         gr.Markdown(f"# {title}\nRecord or upload speech; the spiking encoder's transcript, spikes and cost.")
         with gr.Row():
-            audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="audio")
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="audio")
             with gr.Column():
                 text = gr.Textbox(label="transcript")
                 words = gr.Dataframe(headers=["word", "start (s)", "end (s)"], label="words (CTC times)")
