@@ -13,7 +13,8 @@ from corpora import FSDD, REPO
 
 from snn_asr.dataio import load_audio
 from snn_asr.inference import SpikingASR
-from snn_asr.inference.streaming import Endpointing, LiveTranscriber
+from snn_asr.inference.endpointing import Endpointing
+from snn_asr.inference.streaming import LiveTranscriber
 
 BUNDLED = REPO / "pretrained" / "snn-digits"
 SPEECH = REPO / "tests" / "data" / "librispeech-samples" / "LibriSpeech" / "test-clean" / "1089" / "134686"

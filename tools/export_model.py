@@ -164,7 +164,10 @@ def run_metrics(run: Path) -> tuple[list[tuple[str, str]], dict[str, dict]]:
         match = re.match(r"%WER\s+([\d.]+)\s+\[(.*)\]", first[0]) if first else None
         if match:
             split = path.stem.removeprefix("wer_")
-            errors.append((split, f"{float(match.group(1)):.2f} |{match.group(2)}"))
+            scores = path.with_suffix(".json")
+            cer = json.loads(scores.read_text()).get("cer") if scores.is_file() else None
+            cer_cell = f"{cer['with_spaces']:.2f} / {cer['without_spaces']:.2f}" if cer else "-"
+            errors.append((split, f"{float(match.group(1)):.2f} | {cer_cell} |{match.group(2)}"))
     ops = {
         path.stem.removeprefix("ops_"): json.loads(path.read_text())
         for path in sorted(run.glob("ops_*.json"))
@@ -172,8 +175,9 @@ def run_metrics(run: Path) -> tuple[list[tuple[str, str]], dict[str, dict]]:
     return errors, ops
 
 
-def model_card(run: Path, hparams: dict, ckpt, tokenizer: str, lm: Path | None) -> str:
-    """README.md of the model folder."""
+def model_card(run: Path, hparams: dict, ckpt, tokenizer: str, lm: Path | None, notes: str = "") -> str:
+    """README.md of the model folder; ``notes`` (Markdown: where the data came from, how it was
+    trained, its licence) go first under "Training data"."""
     save = run / "save"
     train = read_manifest(save / "train.csv") if (save / "train.csv").is_file() else {}
     hours = sum(row["duration"] for row in train.values()) / 3600
@@ -190,14 +194,15 @@ def model_card(run: Path, hparams: dict, ckpt, tokenizer: str, lm: Path | None) 
         "",
         "## Training data",
         "",
+        *([notes.strip(), ""] if notes.strip() else []),
         f"- data folder: `{hparams.get('data_folder')}`, splits {hparams.get('train_splits', 'train')}",
         f"- {len(train)} training utterances, {hours:.2f} h; best checkpoint: epoch {epoch}, "
         f"dev error rate {ckpt.meta.get('error_rate', float('nan')):.2f}",
         "",
         "## Results",
         "",
-        f"| test split | {unit} | details |",
-        "|---|---|---|",
+        f"| test split | {unit} | CER (spaces counted / not) | details |",
+        "|---|---|---|---|",
         *[f"| {split} | {line} |" for split, line in errors],
         "",
         "| test split | mults/frame | vs same-size GRU | spike rates |",
@@ -219,9 +224,12 @@ def model_card(run: Path, hparams: dict, ckpt, tokenizer: str, lm: Path | None) 
         "```",
         "",
         "```bash",
-        "snn-asr transcribe <this folder> speech.flac --format json"
-        + (f" --beam 16 --lm <this folder>/{LM_FILE}" if lm else ""),
+        "snn-asr transcribe <this folder> speech.flac --format json",
         "```",
+        "",
+        f"The command decodes as the folder says: beam {hparams.get('beam_size', 0) or 0}"
+        + (f" with its n-gram `{LM_FILE}`" if lm and hparams.get("beam_size") else "")
+        + " (`--beam 0` for greedy, `--no-lm` without the n-gram).",
         "",
         "Files: `hyperparams.yaml`, `model.ckpt`, `normalizer.ckpt`, `tokenizer.ckpt`"
         + (f", `{LM_FILE}` (n-gram of the recipe: {lm.name})" if lm else "")
@@ -254,7 +262,7 @@ def portable_path(path: Path) -> str:
     return Path(*path.parts[-2:]).as_posix()
 
 
-def export(run: Path, model_dir: Path, overwrite: bool = False) -> Path:
+def export(run: Path, model_dir: Path, overwrite: bool = False, notes: str = "") -> Path:
     """Writes the model folder of recipe run ``run`` to ``model_dir`` (see the module docstring)."""
     hparams_file, save = run / "hyperparams.yaml", run / "save"
     if not hparams_file.is_file() or not save.is_dir():
@@ -281,7 +289,8 @@ def export(run: Path, model_dir: Path, overwrite: bool = False) -> Path:
     shutil.copyfile(tokenizer_file, model_dir / "tokenizer.ckpt")
     if lm:
         shutil.copyfile(lm, model_dir / LM_FILE)
-    (model_dir / "README.md").write_text(model_card(run, hparams, ckpt, tokenizer_desc, lm), encoding="utf-8")
+    card = model_card(run, hparams, ckpt, tokenizer_desc, lm, notes)
+    (model_dir / "README.md").write_text(card, encoding="utf-8")
     return model_dir
 
 
@@ -290,9 +299,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run", type=Path, help="recipe output folder (holding hyperparams.yaml and save/)")
     parser.add_argument("model_dir", type=Path, help="model folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace files in a non-empty model_dir")
+    parser.add_argument(
+        "--notes", type=Path, help="Markdown for the card: the data's origin, training, licence"
+    )
     args = parser.parse_args(argv)
     try:
-        out = export(args.run, args.model_dir, args.overwrite)
+        notes = args.notes.read_text(encoding="utf-8") if args.notes else ""
+        out = export(args.run, args.model_dir, args.overwrite, notes)
     except (OSError, DataError) as err:
         raise fail(str(err)) from None
     print(f"exported {args.run} to {out}")

@@ -52,6 +52,7 @@ import torch
 from tqdm import tqdm
 
 from snn_asr.dataio import RAW_ENCODINGS, AudioError, DataError, load_audio, read_raw_pcm, read_text_lines
+from snn_asr.inference.endpointing import Endpointing
 from snn_asr.inference.formats import FORMATS, MANY_FILE_FORMATS, SUFFIXES, CueOptions, write_result
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".mp3", ".opus", ".aiff", ".aif"}
@@ -145,8 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_stream_parser(commands) -> None:
     """``snn-asr stream``: live decoding of PCM on stdin or a microphone (snn_asr.inference.streaming)."""
-    from snn_asr.inference.streaming import Endpointing  # light: dataclasses only at import
-
     p = commands.add_parser(
         "stream",
         help="decode a live stream: PCM on stdin, or a microphone",
@@ -374,7 +373,7 @@ def pcm_blocks(args: argparse.Namespace, block_frames: int) -> Iterator[bytes]:
 def stream(args: argparse.Namespace, out: TextIO) -> int:
     """Runs ``snn-asr stream``; returns the exit status."""
     from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
-    from snn_asr.inference.streaming import Endpointing, LiveTranscriber
+    from snn_asr.inference.streaming import LiveTranscriber
 
     asr = SpikingASR.from_hparams(source=args.model_dir, local_only=True)
     if args.raw_rate != asr.sample_rate:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from snn_asr.inference.asr import Segment, Transcript
+if TYPE_CHECKING:  # not at run time: the command line reads FORMATS without loading SpeechBrain
+    from snn_asr.inference.asr import Segment, Transcript
 
 __all__ = ["CUE_HOLD", "FORMATS", "MANY_FILE_FORMATS", "SUFFIXES", "CueOptions", "cues", "write_result"]
 
@@ -46,6 +47,7 @@ def cues(words: list[Segment], duration: float, options: CueOptions = CueOptions
 
     Example
     -------
+    >>> from snn_asr.inference.asr import Segment
     >>> words = [Segment("ONE", 0.3, 0.35), Segment("TWO", 0.8, 0.85), Segment("NINE", 3.0, 3.05)]
     >>> cues(words, duration=3.5)
     [Segment(text='ONE TWO', start=0.3, end=1.85), Segment(text='NINE', start=3.0, end=3.5)]
@@ -63,6 +65,8 @@ def cues(words: list[Segment], duration: float, options: CueOptions = CueOptions
             groups.append([word])
         else:
             last.append(word)
+    from snn_asr.inference.asr import Segment  # deferred: see the imports
+
     spans = []
     for i, group in enumerate(groups):
         end = min(group[-1].end + CUE_HOLD, duration)

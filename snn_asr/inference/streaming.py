@@ -13,10 +13,9 @@ word is cut in two. Without it (a live stream), frames before the loudest one th
 utterance that starts quietly, that made 4 word edits in the 14 words of the bundled digits model's output;
 on digits with the loudest frame early, nothing.
 
-**Endpointing** (:class:`Endpointing`) is by energy: a 10 ms hop whose RMS is below
-``silence_db`` dBFS is silent, and ``min_silence`` seconds of silence after a non-silent hop end
-an utterance (a final hypothesis; the next one starts). The encoder's state runs on across
-endpoints, as in whole-file decoding; endpoints only cut the text.
+**Endpointing** is by energy (:mod:`snn_asr.inference.endpointing`): an utterance ends in a final
+hypothesis, and the next one starts. The encoder's state runs on across endpoints, as in
+whole-file decoding; endpoints only cut the text.
 """
 
 from __future__ import annotations
@@ -29,16 +28,9 @@ from dataclasses import dataclass, field
 import torch
 
 from snn_asr.inference.asr import MIN_CHUNK_FRAMES, SpikingASR, ctc_runs
+from snn_asr.inference.endpointing import Endpointing, hop_levels_db
 
 __all__ = ["Endpointing", "LiveTranscriber", "StreamEvent"]
-
-
-@dataclass(frozen=True)
-class Endpointing:
-    """Energy-based end of utterance: ``min_silence`` s of hops quieter than ``silence_db`` dBFS RMS."""
-
-    silence_db: float = -45.0
-    min_silence: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -78,8 +70,8 @@ class LiveTranscriber:
         A streamable model (causal encoder carrying ``hx``).
     chunk_frames : int
         Fbank frames per chunk (10 ms each): the latency floor; at least ``MIN_CHUNK_FRAMES``.
-    endpointing : Endpointing
-        When an utterance ends.
+    endpointing : Endpointing, optional
+        When an utterance ends (default: :class:`Endpointing`'s).
     peak : float, optional
         The loudest log-Mel value to floor against from the first frame on (a file's, where it is
         known ahead); ``None``, a live stream: its loudest value so far.
@@ -97,12 +89,12 @@ class LiveTranscriber:
         self,
         asr: SpikingASR,
         chunk_frames: int = 16,
-        endpointing: Endpointing = Endpointing(),
+        endpointing: Endpointing | None = None,
         peak: float | None = None,
     ):
         if not asr.streamable:
             raise ValueError("this model's encoder cannot stream (bidirectional, or no carried state)")
-        self.asr, self.endpointing = asr, endpointing
+        self.asr, self.endpointing = asr, endpointing or Endpointing()
         self.chunk = max(chunk_frames, MIN_CHUNK_FRAMES)
         self.hop = asr.parts.compute_features.compute_STFT.hop_length
         self.margin = asr.context_frames()
@@ -144,7 +136,9 @@ class LiveTranscriber:
         with torch.no_grad():
             encoded = self.encoder(self.asr.parts.normalize(feats))
             best = self.asr.parts.ctc_lin(encoded)[0].argmax(-1).cpu()
-        energies = self._hop_db(self.done, end)
+        energies = hop_levels_db(
+            self.buffer[(self.done - self.first) * self.hop :], self.hop, end - self.done
+        )
         self.timings.append(
             ChunkTiming((end - self.done) * self.asr.frame_shift, time.perf_counter() - started)
         )
@@ -166,13 +160,6 @@ class LiveTranscriber:
             self.utterance.text = text
             events.append(StreamEvent("partial", text, *self._span(end)))
         return events
-
-    def _hop_db(self, f0: int, f1: int) -> list[float]:
-        """RMS level in dBFS of each frame's hop of samples (frames past the end: silent)."""
-        pieces = self.buffer[(f0 - self.first) * self.hop : (f1 - self.first) * self.hop]
-        pieces = torch.nn.functional.pad(pieces, (0, (f1 - f0) * self.hop - pieces.numel()))
-        rms = pieces.view(f1 - f0, self.hop).pow(2).mean(1).sqrt()
-        return (20 * torch.log10(rms.clamp_min(1e-10))).tolist()
 
     def _trim(self, end: int) -> None:
         """Drops samples no frame from ``end`` on needs (keeps ``margin`` frames of context)."""
