@@ -6,6 +6,7 @@ All on the bundled digits model and the repository's FSDD sample (no training).
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -74,21 +75,31 @@ def test_a_folder_names_what_it_leaves_out_and_an_empty_folder_is_an_error(capsy
     assert status == 0 and texts[str(clips / "c.raw")] == texts[str(clips / "a.wav")]
 
 
-def test_pcm_and_headered_audio_on_stdin(tmp_path):
+class Stdin:
+    """``sys.stdin`` holding ``data`` as its bytes (not a terminal)."""
+
+    def __init__(self, data: bytes):
+        self.buffer = io.BytesIO(data)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_pcm_and_headered_audio_on_stdin(capsys, monkeypatch):
     data, rate = sf.read(CLIP, dtype="int16")
-    wav = cli("transcribe", BUNDLED, CLIP)
-    assert wav.returncode == 0, wav.stderr
-    expected = wav.stdout.decode().split("\t")[1]
+    status, out, err = run_cli(capsys, BUNDLED, CLIP)
+    assert status == 0, err
+    expected = out.split("\t")[1]
     big_endian = data.astype(">i2").tobytes()
-    piped = cli("transcribe", BUNDLED, "-", "--raw-rate", rate, "--raw-encoding", "s16be", stdin=big_endian)
-    assert piped.returncode == 0 and piped.stdout.decode() == f"-\t{expected}", piped.stderr
-    headered = cli("transcribe", BUNDLED, "-", stdin=CLIP.read_bytes())
-    assert headered.returncode == 0 and headered.stdout.decode() == f"-\t{expected}"
-    unknown = cli("transcribe", BUNDLED, "-", stdin=big_endian)
-    lines = unknown.stderr.decode().splitlines()
-    assert (
-        unknown.returncode == 1 and lines[0].startswith("error: stdin: ") and "--raw-rate 16000" in lines[0]
-    )
+    monkeypatch.setattr(sys, "stdin", Stdin(big_endian))
+    status, out, err = run_cli(capsys, BUNDLED, "-", "--raw-rate", rate, "--raw-encoding", "s16be")
+    assert status == 0 and out == f"-\t{expected}", err
+    monkeypatch.setattr(sys, "stdin", Stdin(CLIP.read_bytes()))
+    status, out, err = run_cli(capsys, BUNDLED, "-")
+    assert status == 0 and out == f"-\t{expected}", err
+    monkeypatch.setattr(sys, "stdin", Stdin(big_endian))
+    status, out, err = run_cli(capsys, BUNDLED, "-")
+    assert status == 1 and err[0].startswith("error: stdin: ") and "--raw-rate 16000" in err[0]
 
 
 def damaged_mp3(path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import numpy as np
@@ -10,20 +9,16 @@ import pytest
 import soundfile as sf
 import torch
 from corpora import FSDD, REPO
+from test_cli_inputs import Stdin
 
 from snn_asr.dataio import load_audio
 from snn_asr.inference import SpikingASR
+from snn_asr.inference.cli import main
 from snn_asr.inference.endpointing import Endpointing
 from snn_asr.inference.streaming import LiveTranscriber
 
 BUNDLED = REPO / "pretrained" / "snn-digits"
 SPEECH = REPO / "tests" / "data" / "librispeech-samples" / "LibriSpeech" / "test-clean" / "1089" / "134686"
-
-
-def cli(*args, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_asr.inference.cli", *map(str, args)], input=stdin, capture_output=True
-    )
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +42,16 @@ def pcm(path) -> bytes:
 
 
 @pytest.mark.parametrize("dense", [False, True])
-def test_piped_stream_finals_join_to_the_greedy_transcript(digits, dense):
-    flags = ["--dense"] if dense else ["--event-driven"]
-    whole = cli("transcribe", BUNDLED, digits, "--beam", "0", *([] if dense else flags))
-    assert whole.returncode == 0, whole.stderr
-    expected = whole.stdout.decode().split("\t")[1].split()
-    live = cli("stream", BUNDLED, "-", "--timestamps", *(flags if dense else []), stdin=pcm(digits))
-    assert live.returncode == 0, live.stderr
-    finals = [line.split("\t") for line in live.stdout.decode().splitlines()]
+def test_piped_stream_finals_join_to_the_greedy_transcript(digits, dense, capsys, monkeypatch):
+    flags = ["--dense"] if dense else []
+    assert (
+        main(["transcribe", str(BUNDLED), str(digits), "--beam", "0", *([] if dense else ["--event-driven"])])
+        == 0
+    )
+    expected = capsys.readouterr().out.split("\t")[1].split()
+    monkeypatch.setattr(sys, "stdin", Stdin(pcm(digits)))
+    assert main(["stream", str(BUNDLED), "-", "--timestamps", *flags]) == 0
+    finals = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert len(finals) == 4, "one final per spoken digit: the gaps are endpoints"
     assert " ".join(text for _, _, text in finals).split() == expected
     starts = [float(start) for start, _, _ in finals]
@@ -84,20 +81,20 @@ def test_real_speech_streams_to_the_same_text_in_pieces_of_any_size():
     assert all(t.seconds > 0 for t in live.timings) and min(t.audio for t in live.timings) >= 0.2 - 1e-9
 
 
-def test_report_rate_and_microphone_errors(digits):
-    done = cli("stream", BUNDLED, "-", "--report", stdin=pcm(digits))
-    lines = done.stderr.decode().splitlines()
+def test_report_rate_and_microphone_errors(digits, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", Stdin(pcm(digits)))
+    assert main(["stream", str(BUNDLED), "-", "--report"]) == 0
+    lines = capsys.readouterr().err.splitlines()
     chunks = [line for line in lines if line.startswith("chunk: ")]
-    assert done.returncode == 0 and len(chunks) > 10 and "ms of audio in" in chunks[0]
+    assert len(chunks) > 10 and "ms of audio in" in chunks[0]
     assert lines[-1].startswith("stream: ") and "p95" in lines[-1] and "RTF" in lines[-1]
-    wrong = cli("stream", BUNDLED, "-", "--raw-rate", "8000", stdin=pcm(digits))
-    err = wrong.stderr.decode().splitlines()
-    assert wrong.returncode == 2 and len(err) == 1 and "expects 16000 Hz" in err[0] and "sox" in err[0]
+    monkeypatch.setattr(sys, "stdin", Stdin(pcm(digits)))
+    assert main(["stream", str(BUNDLED), "-", "--raw-rate", "8000"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "expects 16000 Hz" in err[0] and "sox" in err[0]
     try:
         import sounddevice  # noqa: F401
     except ImportError:
-        mic = cli("stream", BUNDLED, "--mic")
-        err = mic.stderr.decode().splitlines()
-        assert mic.returncode == 2 and err == [
-            "error: --mic needs the sounddevice package: pip install sounddevice"
-        ]
+        assert main(["stream", str(BUNDLED), "--mic"]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err == ["error: --mic needs the sounddevice package: pip install sounddevice"]
