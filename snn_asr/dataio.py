@@ -55,6 +55,7 @@ __all__ = [
     "is_prepared",
     "load_audio",
     "mark_prepared",
+    "quiet_stderr",
     "read_raw_pcm",
     "read_manifest",
     "read_text_lines",
@@ -112,11 +113,12 @@ RAW_ENCODINGS = {
 
 
 @contextmanager
-def quiet_decoder() -> Iterator[list[str]]:
-    """Keeps what C decoders write straight to file descriptor 2 (libmpg123's frame errors) off
-    the terminal; the list it yields holds those lines afterwards, for folding into one message.
+def quiet_stderr() -> Iterator[list[str]]:
+    """Keeps what C libraries write straight to file descriptor 2 (libmpg123's frame errors,
+    kenlm's loading bar) off the terminal; the list it yields holds those lines afterwards, for
+    folding into one message.
 
-    Python's ``sys.stderr`` is not enough: libsndfile's MP3 decoder prints from C.
+    Redirecting Python's ``sys.stderr`` is not enough: those libraries print from C.
     """
     lines: list[str] = []
     try:
@@ -229,7 +231,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     if os.path.getsize(path) == 0:
         raise _audio_error(path, "zero-length file (0 bytes)")
     try:
-        with quiet_decoder():
+        with quiet_stderr():
             info = sf.info(path, verbose=True)
     except Exception as err:  # soundfile raises LibsndfileError/RuntimeError/TypeError
         reason = " ".join(str(err).replace(f"Error opening {path!r}: ", "").split()).rstrip(".")
@@ -250,7 +252,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
                 path, f"truncated (header declares {declared} samples, the file holds {info.frames})"
             )
     try:
-        with quiet_decoder(), sf.SoundFile(path) as handle:
+        with quiet_stderr(), sf.SoundFile(path) as handle:
             start = max(0, handle.frames - _TAIL_FRAMES)
             handle.seek(start)
             tail = handle.read(handle.frames - start, dtype="int16")
@@ -333,7 +335,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = 16000) -> torc
     info = audio_info(path)
     noise: list[str] = []
     try:
-        with quiet_decoder() as noise:
+        with quiet_stderr() as noise:
             data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
     except Exception as err:
         detail = _decoder_note(noise) or " ".join(str(err).split())

@@ -60,7 +60,9 @@ def main() -> int:
                 wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "textarea").get_attribute("value"))
             except Exception:
                 browser.save_screenshot(str(args.screenshot))
-                raise SystemExit(f"error: no transcript appeared; the page as it was: {args.screenshot}") from None
+                raise SystemExit(
+                    f"error: no transcript appeared; the page as it was: {args.screenshot}"
+                ) from None
             wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "img[src*='spike_raster']")))
             time.sleep(1)
             text = browser.find_element(By.CSS_SELECTOR, "textarea").get_attribute("value")

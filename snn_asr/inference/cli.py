@@ -39,6 +39,7 @@ encoder's state.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import warnings
@@ -51,7 +52,15 @@ from typing import TextIO
 import torch
 from tqdm import tqdm
 
-from snn_asr.dataio import RAW_ENCODINGS, AudioError, DataError, load_audio, read_raw_pcm, read_text_lines
+from snn_asr.dataio import (
+    RAW_ENCODINGS,
+    AudioError,
+    DataError,
+    load_audio,
+    quiet_stderr,
+    read_raw_pcm,
+    read_text_lines,
+)
 from snn_asr.inference.endpointing import Endpointing
 from snn_asr.inference.formats import FORMATS, MANY_FILE_FORMATS, SUFFIXES, CueOptions, write_result
 
@@ -287,7 +296,12 @@ def transcribe(args: argparse.Namespace, out: TextIO) -> int:
     beam, lm = asr.folder_decoding()  # the folder's own settings, unless told otherwise
     beam = beam if args.beam is None else args.beam
     lm = args.lm or (None if args.no_lm or beam <= 0 else lm)
-    asr.set_decoder(beam, lm, args.lm_weight, args.lm_bonus)
+    with quiet_stderr() as noise:  # kenlm's C++ loader prints a progress bar of stars on fd 2
+        asr.set_decoder(beam, lm, args.lm_weight, args.lm_bonus)
+    if any("rror" in line for line in noise):
+        raise DataError(
+            f"the n-gram {str(lm)!r} did not load ({' '.join(noise)[:160]}); pass a valid ARPA file"
+        )
     options = CueOptions(args.max_words, args.max_cue_seconds, args.max_pause, args.max_line_width)
     for line in found.warnings:
         tqdm.write(f"warning: {line}", file=sys.stderr)
@@ -440,6 +454,12 @@ def _progress(paths: list[str]) -> Iterator[str]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snn-asr`` console script."""
     args = build_parser().parse_args(argv)
+    # SpeechBrain's kenlm scorer warns that a small LM (a recipe's n-gram of its own transcripts)
+    # has few unigrams: true of every bundled model, and nothing the user can act on. A filter,
+    # not a level: SpeechBrain sets its loggers' levels when it is imported, later than this.
+    logging.getLogger("speechbrain.integrations.decoders.kenlm_scorer").addFilter(
+        lambda record: "unigrams passed as vocabulary" not in record.getMessage()
+    )
     try:
         if args.command == "stream":
             return stream(args, sys.stdout)
