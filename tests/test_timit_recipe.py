@@ -74,6 +74,17 @@ def test_killed_run_resumes_from_its_checkpoint(mini_timit, tmp_path):
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True)
     epochs = re.findall(r"^epoch: (\d+)", (out / "train_log.txt").read_text(), flags=re.M)
     assert epochs == ["1", "2", "3"]
+    saved = sorted((out / "save").glob("CKPT+*"))
+    originals = {path: (path / "model.ckpt").read_bytes() for path in saved}
+    for path in saved:  # every checkpoint truncated: refused, not a silent start from scratch
+        (path / "model.ckpt").write_bytes(originals[path][:1000])
+    more = recipe(mini_timit, out, "--number_of_epochs", "4", "--hidden_size", "32", "--beam_size", "0")
+    proc = subprocess.run(more, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: every checkpoint in") and "delete the CKPT+* folders" in message
+    for path, data in originals.items():
+        (path / "model.ckpt").write_bytes(data)
     other = recipe(mini_timit, out, "--number_of_epochs", "4", "--hidden_size", "48", "--beam_size", "0")
     proc = subprocess.run(other, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -38,6 +38,7 @@ from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from snn_asr.neurons import SpikingNeuron
 from snn_asr.ops import OpsReport, count_ops
+from snn_asr.recipes.checkpoints import set_aside_broken_checkpoints
 from snn_asr.recipes.data import SubwordUnits, Units
 from snn_asr.recipes.plots import spike_raster, spike_rate_histogram, training_curves
 
@@ -150,6 +151,8 @@ class RecipeBrain(sb.Brain):
     def on_fit_start(self):
         """SpeechBrain's start (the checkpoint is recovered here), a checkpoint of a model with
         other settings than this run's (``--hidden_size``, ``--num_layers``, ...) refused in one line."""
+        if self.checkpointer is not None:
+            set_aside_broken_checkpoints(self.checkpointer)
         try:
             super().on_fit_start()
         except RuntimeError as err:
@@ -161,6 +164,12 @@ class RecipeBrain(sb.Brain):
                 f"checkpoint does not fit: {str(err).splitlines()[-1].strip()[:120]}); pass a new "
                 f"--output_folder, or delete {str(folder)!r} to start over"
             ) from None
+
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """SpeechBrain's (the best checkpoint is loaded here), after setting broken checkpoints aside."""
+        if self.checkpointer is not None:
+            set_aside_broken_checkpoints(self.checkpointer)
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
 
     def end_dev_epoch(self, epoch: int, stats: dict, anneal_on: str, keep_lowest: str) -> None:
         """Anneals the learning rate on ``stats[anneal_on]``, checkpoints, records, then logs the epoch.

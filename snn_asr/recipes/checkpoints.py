@@ -1,0 +1,95 @@
+"""Checkpoints a killed or damaged run can trust: incomplete or corrupt ones are set aside, never loaded.
+
+SpeechBrain's ``Checkpointer.save_checkpoint`` writes a checkpoint's ``CKPT.yaml`` first and its
+parameter files after it, so a run killed in between leaves a folder that
+``recover_if_possible`` takes for a checkpoint, and loading its truncated or missing file fails
+deep in torch. A disk error or a stray copy can do the same to any file. Before every recovery
+(start of training, each evaluation), :func:`set_aside_broken_checkpoints` checks each
+checkpoint: every recoverable's file present; torch's files (zip archives) whole, their CRCs
+right; the small text files (epoch counter, dataloader position, Brain state) readable. A broken
+one is renamed ``BROKEN+<name>`` (out of SpeechBrain's sight, kept for inspection), with one
+warning line, so the run resumes from the newest sound checkpoint (and trains again the epochs
+after it). If checkpoints exist and none is sound, the run refuses in one line, leaving them in
+place, rather than silently starting from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+
+from speechbrain.utils.checkpoints import Checkpointer
+
+__all__ = ["BROKEN_PREFIX", "checkpoint_problem", "set_aside_broken_checkpoints"]
+
+logger = logging.getLogger(__name__)
+BROKEN_PREFIX = "BROKEN+"
+TORCH_SAVED = {"optimizer"}  # added by Brain.init_optimizers, after the first check: saved by torch
+
+
+def checkpoint_problem(folder: Path, recoverables: dict) -> str | None:
+    """What is wrong with checkpoint ``folder`` (one phrase naming the file), or ``None`` if it is sound.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "counter.ckpt").write_text("3")
+    1
+    >>> checkpoint_problem(folder, {"counter": None, "model": None})
+    'model.ckpt is missing'
+    """
+    for name in recoverables:
+        if not (folder / f"{name}.ckpt").is_file():
+            return f"{name}.ckpt is missing"
+    for path in sorted(folder.glob("*.ckpt")):
+        name = path.stem
+        torch_saved = name in TORCH_SAVED or hasattr(recoverables.get(name), "state_dict")
+        if zipfile.is_zipfile(path):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    bad = archive.testzip()
+            except Exception as err:  # zipfile raises BadZipFile, OSError, EOFError, UnicodeDecodeError, ...
+                return f"{path.name} is corrupt ({type(err).__name__}: {' '.join(str(err).split())[:80]})"
+            if bad is not None:
+                return f"{path.name} is corrupt (bad CRC in {bad})"
+        elif torch_saved:
+            size = path.stat().st_size
+            return f"{path.name} is truncated or not a torch file (no zip directory in its {size} bytes)"
+        else:
+            try:
+                if not path.read_text(encoding="utf-8").strip():
+                    return f"{path.name} is empty"
+            except UnicodeDecodeError:
+                return f"{path.name} is corrupt (not text)"
+    return None
+
+
+def set_aside_broken_checkpoints(checkpointer: Checkpointer) -> list[str]:
+    """Renames each broken checkpoint of ``checkpointer`` to ``BROKEN+<name>``; returns warning lines.
+
+    Raises
+    ------
+    ValueError
+        Checkpoints exist and every one is broken (one line, naming the folder and the fix).
+    """
+    checkpoints = checkpointer.list_checkpoints()
+    problems = {ckpt.path: checkpoint_problem(ckpt.path, checkpointer.recoverables) for ckpt in checkpoints}
+    broken = {path: problem for path, problem in problems.items() if problem is not None}
+    if checkpoints and len(broken) == len(checkpoints):  # left in place: a rerun must not start afresh
+        path, problem = next(iter(broken.items()))
+        raise ValueError(
+            f"every checkpoint in {str(checkpointer.checkpoints_dir)!r} is incomplete or corrupt (e.g. "
+            f"{path.name}: {problem}); restore them, or delete the CKPT+* folders to train from scratch"
+        )
+    warnings = []
+    for path, problem in broken.items():
+        aside = path.with_name(BROKEN_PREFIX + path.name)
+        path.rename(aside)
+        warnings.append(
+            f"checkpoint {str(path)!r} is incomplete or corrupt ({problem}); set aside as {aside.name}"
+        )
+    for line in warnings:
+        logger.warning(line)
+    return warnings
