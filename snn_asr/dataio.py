@@ -204,8 +204,9 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
 
     Catches, each as an :class:`AudioError` naming the file: a missing file, a
     zero-length file, a file that is not audio (or an unsupported/corrupt header),
-    a file with 0 samples and a truncated file (data shorter than its header says,
-    found by reading the last frames).
+    a file with 0 samples, a truncated file (data shorter than its header says,
+    found by reading the last frames) and a float file holding NaN or infinite samples
+    (read in full: only float files can).
 
     Arguments
     ---------
@@ -260,6 +261,12 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise _audio_error(path, f"corrupt or truncated ({' '.join(str(err).split())})") from None
     if len(tail) != info.frames - start:
         raise _audio_error(path, "truncated (fewer samples than its header says)")
+    if info.subtype in ("FLOAT", "DOUBLE"):  # only float files can hold NaN or infinity
+        with quiet_stderr():
+            samples, _ = sf.read(path, dtype="float32")
+        if not np.isfinite(samples).all():
+            bad = int((~np.isfinite(samples)).sum())
+            raise _audio_error(path, f"{bad} of its {samples.size} float samples are NaN or infinite")
     return AudioInfo(
         path=path,
         sample_rate=int(info.samplerate),

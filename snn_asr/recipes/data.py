@@ -42,7 +42,15 @@ from speechbrain.dataio.encoder import CTCTextEncoder
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 from speechbrain.utils.distributed import run_on_main
 
-from snn_asr.dataio import DataError, column_stamp, is_prepared, mark_prepared, read_manifest
+from snn_asr.dataio import (
+    AudioError,
+    DataError,
+    column_stamp,
+    is_prepared,
+    mark_prepared,
+    quiet_stderr,
+    read_manifest,
+)
 
 __all__ = [
     "SORTINGS",
@@ -372,6 +380,23 @@ def _manifest_datasets(hparams: dict, splits: Sequence[str]) -> dict[str, Dynami
     return datasets
 
 
+def read_audio(path: str) -> torch.Tensor:
+    """SpeechBrain's ``read_audio`` of a manifest's file, a decoding failure as one :class:`AudioError` line.
+
+    Preparation checks each file's header and tail; a frame damaged in the middle (a FLAC frame's
+    CRC, say) shows only when the whole file is decoded, here, in the data loader.
+    """
+    try:
+        with quiet_stderr():
+            return sb.dataio.dataio.read_audio(path)
+    except Exception as err:  # soundfile, torchaudio and SpeechBrain raise many types
+        why = " ".join(str(err).split())[:160] or type(err).__name__
+        raise AudioError(
+            f"Bad audio file {path!r}: it fails to decode ({why}); re-copy it from the original corpus, "
+            "or delete it (and its transcript entry), then rerun"
+        ) from None
+
+
 def asr_datasets(hparams: dict, units: Units, splits: Sequence[str]) -> dict[str, DynamicItemDataset]:
     """Datasets of ``save_folder/<split>.csv`` giving ``id``, ``sig`` (waveform) and ``tokens``.
 
@@ -387,7 +412,7 @@ def asr_datasets(hparams: dict, units: Units, splits: Sequence[str]) -> dict[str
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
-        return sb.dataio.dataio.read_audio(wav)
+        return read_audio(wav)
 
     @sb.utils.data_pipeline.takes(units.column)
     @sb.utils.data_pipeline.provides("tokens_list", "tokens_bos", "tokens_eos", "tokens")
