@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -155,6 +156,7 @@ class RecipeBrain(sb.Brain):
             set_aside_broken_checkpoints(self.checkpointer)
         try:
             super().on_fit_start()
+            self.write_recovered_epoch()
         except RuntimeError as err:
             if "state_dict" not in str(err):  # load_state_dict's "Error(s) in loading state_dict"
                 raise
@@ -172,23 +174,53 @@ class RecipeBrain(sb.Brain):
         super().on_evaluate_start(max_key=max_key, min_key=min_key)
 
     def end_dev_epoch(self, epoch: int, stats: dict, anneal_on: str, keep_lowest: str) -> None:
-        """Anneals the learning rate on ``stats[anneal_on]``, checkpoints, records, then logs the epoch.
+        """Anneals the learning rate on ``stats[anneal_on]``, checkpoints, then records and logs the epoch.
 
-        The checkpoints with the lowest ``stats[keep_lowest]`` are kept. Checkpoint before
-        :meth:`record_epoch` and logging: a run killed after its log line never repeats that epoch.
+        The checkpoints with the lowest ``stats[keep_lowest]`` are kept. The epoch's record goes
+        into its checkpoint (``epoch_record`` in the meta) before it is written anywhere: a run
+        killed between the checkpoint and the log line writes that line when it resumes
+        (:meth:`write_recovered_epoch`), one killed before the checkpoint repeats the epoch. So
+        every epoch is logged once, wherever a kill lands.
         """
         old_lr, new_lr = self.hparams.lr_annealing(stats[anneal_on])
         sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
-        self.checkpointer.save_and_keep_only(meta={keep_lowest: stats[keep_lowest]}, min_keys=[keep_lowest])
-        self.record_epoch(epoch, stats)
+        record = {
+            "epoch": int(epoch),
+            "lr": float(old_lr),
+            "train_loss": float(self.train_loss),
+            "train_seconds": round(float(getattr(self, "train_seconds", 0.0)), 1),
+            "stats": {key: float(value) for key, value in stats.items()},
+        }
+        meta = {keep_lowest: stats[keep_lowest], "epoch_record": record}
+        self.checkpointer.save_and_keep_only(meta=meta, min_keys=[keep_lowest])
+        self.write_epoch(record)
+
+    def write_epoch(self, record: dict) -> None:
+        """:meth:`record_epoch`, then the epoch's line in the training log."""
+        self.record_epoch(record)
         self.hparams.train_logger.log_stats(
-            stats_meta={"epoch": epoch, "lr": old_lr},
-            train_stats={"loss": self.train_loss},
-            valid_stats=stats,
+            stats_meta={"epoch": record["epoch"], "lr": record["lr"]},
+            train_stats={"loss": record["train_loss"]},
+            valid_stats=record["stats"],
         )
 
-    def record_epoch(self, epoch: int, stats: dict) -> None:
-        """Keeps a checkpointed dev epoch's ``stats`` beyond the log (nothing here)."""
+    def write_recovered_epoch(self) -> None:
+        """Writes the recovered checkpoint's epoch where a kill left it checkpointed but not logged."""
+        ckpt = self.checkpointer.find_checkpoint() if self.checkpointer is not None else None
+        record = ckpt.meta.get("epoch_record") if ckpt is not None else None
+        log = Path(self.hparams.train_log)
+        if not record or not sb.utils.distributed.if_main_process():
+            return
+        logged = log.is_file() and re.search(rf"^epoch: {record['epoch']},", log.read_text(), flags=re.M)
+        if not logged:
+            logger.info(
+                "epoch %s was checkpointed but not logged (killed in between): logging it now",
+                record["epoch"],
+            )
+            self.write_epoch(record)
+
+    def record_epoch(self, record: dict) -> None:
+        """Keeps a checkpointed dev epoch's record (epoch, lr, losses, stats) beyond the log (here: no)."""
 
     def log_test(self, stats: dict) -> None:
         """Logs a test stage's ``stats`` with the epoch of the checkpoint that was tested."""
@@ -378,20 +410,21 @@ class ASRBrain(RecipeBrain):
                 check["cer"] = character_error_rates(self.error_metrics)
             self.wer_file.with_suffix(".json").write_text(json.dumps(check, indent=1))
 
-    def record_epoch(self, epoch: int, stats: dict) -> None:
+    def record_epoch(self, record: dict) -> None:
         """Appends this epoch (losses, dev error, train time) to ``history.json``; redraws the curves."""
         if not sb.utils.distributed.if_main_process():
             return
+        epoch = record["epoch"]
         path = Path(self.hparams.output_folder) / "history.json"
         history = json.loads(path.read_text()) if path.exists() else []
         history = [h for h in history if h["epoch"] < epoch]
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": float(self.train_loss),
-                "valid_loss": float(stats["loss"]),
-                "valid_error_rate": float(stats["error_rate"]),
-                "train_seconds": round(self.train_seconds, 1),
+                "train_loss": record["train_loss"],
+                "valid_loss": record["stats"]["loss"],
+                "valid_error_rate": record["stats"]["error_rate"],
+                "train_seconds": record["train_seconds"],
             }
         )
         path.write_text(json.dumps(history, indent=1))
