@@ -361,7 +361,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = 16000) -> torc
 
 def _mono_at(data: np.ndarray, rate: int, sample_rate: int | None) -> torch.Tensor:
     """(samples, channels) float32 -> (samples,) mono tensor at ``sample_rate`` (``None``: ``rate``)."""
-    signal = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)  # mono: no second copy (long files)
+    signal = torch.from_numpy(np.ascontiguousarray(mono))
     if sample_rate is not None and rate != sample_rate:
         import torchaudio.functional as F  # deferred: torchaudio is slow to import
 

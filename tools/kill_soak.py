@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Kills a recipe run with SIGKILL at random moments, restarts it each time, then checks nothing was lost.
+
+The run: the LibriSpeech recipe on a tiny connected-digit corpus made from the repository's FSDD
+sample (2 x 32 v2 neurons, ``--epochs`` epochs, greedy test decoding). Each kill lands at a random
+moment of the run's life, or (every third) just as a new checkpoint folder appears, to catch a
+save half-written; the log's last line tells what it interrupted (a batch, a checkpoint save,
+validation, test). After ``--kills`` kills the run is left to finish, and the checks are:
+
+- it finished (exit status 0, its test error file written);
+- every epoch appears exactly once in ``train_log.txt``, and ``history.json`` holds each once;
+- no checkpoint left is half-written (each passes :func:`snn_asr.recipes.checkpoints.checkpoint_problem`;
+  ones set aside as ``BROKEN+`` are counted);
+- its final dev error against an uninterrupted run's (restarts re-seed the random draws, so equal
+  only where the run is deterministic; the difference is printed).
+
+Run::
+
+    python tools/kill_soak.py --kills 20 --epochs 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from snn_asr.recipes.checkpoints import BROKEN_PREFIX, checkpoint_problem  # noqa: E402
+
+TRAIN = ROOT / "recipes" / "LibriSpeech" / "train.py"
+FSDD = ROOT / "tests" / "data" / "fsdd"
+
+
+def recipe(data: Path, out: Path, epochs: int) -> list[str]:
+    return [
+        sys.executable, str(TRAIN), "hparams/snn.yaml", "--data_folder", str(data),
+        "--output_folder", str(out),
+        "--number_of_epochs", str(epochs), "--hidden_size", "32", "--vocab_size", "24", "--batch_size", "2",
+        "--beam_size", "0", "--test_splits", "[test-clean]", "--device", "cpu",
+    ]  # fmt: skip
+
+
+def phase(out: Path) -> str:
+    """What the run was doing, from the last lines of its log."""
+    log = out / "log.txt"
+    text = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
+    lines = [line for line in text.splitlines() if " - " in line]
+    last = lines[-1] if lines else ""
+    if not last:
+        return "start-up"
+    if "Saved an end-of-epoch checkpoint" in last or "Deleted checkpoint" in last:
+        return "after a checkpoint save"
+    if "Loading a checkpoint" in last or "test" in last.lower():
+        return "test"
+    if "epoch:" in last:
+        return "validation or next epoch"
+    return "a batch"
+
+
+def run_killed(cmd: list[str], out: Path, rng: random.Random, budget: float, to_checkpoint: bool) -> str:
+    """Starts the run, SIGKILLs it at a random moment (or as a checkpoint appears); returns the phase."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        cmd, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    save = out / "save"
+    before = set(save.glob("CKPT+*")) if save.is_dir() else set()
+    deadline = time.monotonic() + (budget if to_checkpoint else rng.uniform(1.0, budget))
+    while time.monotonic() < deadline and process.poll() is None:
+        if to_checkpoint and save.is_dir() and set(save.glob("CKPT+*")) - before:
+            time.sleep(rng.uniform(0, 0.02))  # within the save: its files are being written
+            break
+        time.sleep(0.005 if to_checkpoint else 0.05)
+    if process.poll() is not None:
+        return "finished before the kill"
+    where = "during a checkpoint save" if to_checkpoint and set(save.glob("CKPT+*")) - before else phase(out)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return where
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, help="keep the runs here (default: a temp folder)")
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    work = args.work or Path(tempfile.mkdtemp(prefix="snn-asr-soak-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "digits"
+    if not data.is_dir():
+        subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "make_librispeech_corpus.py"), "digits", str(data),
+             "--size", "tiny", "--jobs", "1", "--fsdd", str(FSDD)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    clean = work / "clean"
+    started = time.monotonic()
+    subprocess.run(recipe(data, clean, args.epochs), cwd=work, check=True, capture_output=True)
+    full_run = time.monotonic() - started
+    print(f"uninterrupted run: {full_run:.0f} s")
+    phases: Counter = Counter()
+    kills, problems, rounds, broken, dev = 0, [], 0, 0, []
+    while kills < args.kills:  # a run that finishes before enough kills: another from scratch
+        rounds += 1
+        soaked = work / f"soaked{rounds}"
+        while True:
+            to_checkpoint = kills % 3 == 2
+            where = run_killed(recipe(data, soaked, args.epochs), soaked, rng, full_run, to_checkpoint)
+            if where == "finished before the kill":
+                break
+            kills += 1
+            phases[where] += 1
+            print(f"kill {kills} (run {rounds}): {where}", flush=True)
+        found, aside = check_run(data, soaked, work, args.epochs)
+        problems += [f"run {rounds}: {problem}" for problem in found]
+        broken += aside
+        dev.append(json.loads((soaked / "history.json").read_text())[-1]["valid_error_rate"])
+    clean_dev = json.loads((clean / "history.json").read_text())[-1]["valid_error_rate"]
+    print(f"{kills} kills over {rounds} runs: " + ", ".join(f"{n} {p}" for p, n in phases.most_common()))
+    print(
+        f"checkpoints set aside as half-written: {broken}; last dev error: uninterrupted {clean_dev:.2f}, "
+        f"killed runs {', '.join(f'{d:.2f}' for d in dev)}"
+    )
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(
+        "OK: finished, every epoch logged once, no half-written checkpoint used" if not problems else "FAILED"
+    )
+    return 1 if problems else 0
+
+
+def check_run(data: Path, soaked: Path, work: Path, epochs: int) -> tuple[list[str], int]:
+    """The checks of a killed run, after one more restart: its problems, and checkpoints set aside."""
+    final = subprocess.run(recipe(data, soaked, epochs), cwd=work, capture_output=True, text=True)
+    problems = []
+    if final.returncode != 0:
+        problems.append(f"the last restart failed: {final.stderr.strip().splitlines()[-1:]}")
+    logged = re.findall(r"^epoch: (\d+),", (soaked / "train_log.txt").read_text(), flags=re.M)
+    if logged != [str(e) for e in range(1, epochs + 1)]:
+        problems.append(f"train_log.txt epochs {logged}, not 1..{epochs} once each")
+    history = [h["epoch"] for h in json.loads((soaked / "history.json").read_text())]
+    if history != list(range(1, epochs + 1)):
+        problems.append(f"history.json epochs {history}")
+    save = soaked / "save"
+    for ckpt in save.glob("CKPT+*"):
+        problem = checkpoint_problem(ckpt, {})
+        if problem:
+            problems.append(f"{ckpt.name}: {problem}")
+    if not (soaked / "wer_test-clean.txt").is_file():
+        problems.append("no test result")
+    return problems, len(list(save.glob(f"{BROKEN_PREFIX}*")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
