@@ -5,7 +5,8 @@ Each model is one ``hparams/<name>.yaml`` of the recipe, run as
 ``recipes/<recipe>/train.py hparams/<name>.yaml --data_folder DATA --output_folder OUT/<name>``
 plus the shared overrides given after ``--``. A finished run resumes from its checkpoints,
 so rerunning only tabulates. With ``--seeds``, each model trains once per seed
-(``OUT/<model>/<seed>``) and each figure is the seeds' ``mean ± sd``. The table holds, per
+(``OUT/<model>/<seed>``) and each figure is the seeds' ``mean ± sd`` (with ``--table-only``,
+over the seeds that have finished; the ``seeds`` column says how many). The table holds, per
 model: dev and test error (and CER where the recipe writes it) without and with the LM (or the
 best greedy dev error where the dev set was not scored at the end), the encoder's parameters
 (2-D weight matrices, the paper's count), multiplications per frame (event-driven for spiking
@@ -177,12 +178,17 @@ def main(argv: list[str] | None = None) -> None:
                 if subprocess.run(command, env=os.environ).returncode:
                     sys.exit(f"error: training {name} failed (see above); rerun to resume it")
             finished = [run / "history.json", run / f"ops_{SPLITS[args.recipe][1]}.json"]
+            if not all(path.is_file() for path in finished) and args.table_only and seed is not None:
+                print(f"warning: {str(run)!r} is not finished: left out of {name}'s row", file=sys.stderr)
+                continue
             if not all(path.is_file() for path in finished):
                 sys.exit(
                     f"error: {str(run)!r} holds no finished run of {name} (no history.json or ops file); "
                     "train it first (drop --table-only), or leave it out of --models"
                 )
             summaries.append(summarize(args.recipe, run))
+        if not summaries:
+            sys.exit(f"error: no seed of {name} has finished in {str(args.out / name)!r}; train it first")
         rows.append(aggregate(name, summaries))
     table = markdown(rows)
     args.out.mkdir(parents=True, exist_ok=True)
