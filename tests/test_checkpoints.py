@@ -65,3 +65,21 @@ def test_no_sound_checkpoint_refuses_and_leaves_them_in_place(tmp_path):
         set_aside_broken_checkpoints(checkpointer)
     assert len(checkpointer.list_checkpoints()) == 2  # a rerun must not start from scratch
     assert set_aside_broken_checkpoints(Checkpointer(tmp_path / "fresh", recoverables={})) == []
+
+
+class _Planted:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_checkpoint_holding_pickled_code_is_set_aside_unrun(tmp_path):
+    checkpointer, model, counter = saved_run(tmp_path / "save")
+    planted = tmp_path / "planted"
+    torch.save({"weight": _Planted(planted)}, newest(checkpointer).path / "model.ckpt")
+    warnings = set_aside_broken_checkpoints(checkpointer)
+    assert len(warnings) == 1 and "model.ckpt holds pickled code" in warnings[0] and not planted.exists()
+    checkpointer.recover_if_possible()
+    assert counter.current == 2 and not planted.exists()

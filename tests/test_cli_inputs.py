@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from corpora import FSDD, REPO
 
 from snn_asr.inference.asr import Segment, Transcript
@@ -169,3 +171,42 @@ def test_format_all_and_output_dir(capsys, tmp_path):
         "3_george_0.vtt",
         "7_george_1.vtt",
     ]
+
+
+class _Planted:
+    """Unpickling this would create the file ``path``: the code a malicious checkpoint carries."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("name", ["model.ckpt", "normalizer.ckpt"])
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(capsys, tmp_path, name):
+    model = shutil.copytree(BUNDLED, tmp_path / "model")
+    planted = tmp_path / "planted"
+    torch.save({"weights": _Planted(planted)}, model / name)
+    status, out, err = run_cli(capsys, model, CLIP)
+    assert status == 2 and out == "" and len(err) == 1 and name in err[0] and "pickled code" in err[0], err
+    assert not planted.exists()
+
+
+def test_a_model_yaml_naming_other_code_is_refused_unless_trusted(capsys, tmp_path):
+    model = shutil.copytree(BUNDLED, tmp_path / "model")
+    planted = tmp_path / "planted"
+    yaml = model / "hyperparams.yaml"
+    yaml.write_text(
+        yaml.read_text() + f"\nsurprise: !apply:pathlib.Path.touch [!new:pathlib.Path [{planted}]]\n"
+    )
+    status, out, err = run_cli(capsys, model, CLIP)
+    assert (
+        status == 2
+        and len(err) == 1
+        and "'pathlib.Path.touch' (!apply:)" in err[0]
+        and "--trust-model-code" in err[0]
+    )
+    assert not planted.exists()
+    status, out, err = run_cli(capsys, model, CLIP, "--trust-model-code")
+    assert status == 0 and planted.exists()  # trusted: it ran what it names

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import pickle
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ from torch import nn
 
 from snn_asr.dataio import DataError, load_audio
 from snn_asr.dispatch import event_driven_stream, prepare
+from snn_asr.inference.trust import UntrustedModelError, check_model_yaml
 from snn_asr.ops import OpsReport, count_ops
 
 __all__ = ["LM_FILE", "MIN_CHUNK_FRAMES", "ModelError", "Segment", "SpikingASR", "Transcript", "chunk_bounds"]
@@ -180,11 +182,16 @@ class SpikingASR(EncoderASR):
         self.searcher: CTCPrefixBeamSearcher | None = None
 
     @classmethod
-    def from_hparams(cls, source: str | os.PathLike, *args, local_only: bool = False, **kwargs) -> SpikingASR:
+    def from_hparams(
+        cls, source: str | os.PathLike, *args, local_only: bool = False, trust_code: bool = False, **kwargs
+    ) -> SpikingASR:
         """Loads a model folder (or any ``source`` SpeechBrain fetches); problems raise :class:`ModelError`.
 
         A local folder loads offline and in place when no ``savedir`` is given. ``local_only``
         (the CLI's ``MODEL_DIR``): a path that is not here is an error, never a Hugging Face repo id.
+        A local folder's ``hyperparams.yaml`` may only use the modules of
+        :data:`~snn_asr.inference.trust.ALLOWED_MODULES` unless ``trust_code``
+        (:mod:`snn_asr.inference.trust`).
         """
         _check_device(str((kwargs.get("run_opts") or {}).get("device", "cpu")))
         folder = Path(source)
@@ -196,6 +203,11 @@ class SpikingASR(EncoderASR):
             raise ModelError(f"model folder {str(folder)!r} does not exist; {fix}.")
         if folder.is_dir() and not (folder / kwargs.get("hparams_file", "hyperparams.yaml")).is_file():
             raise ModelError(f"{str(folder)!r} is not a model folder (no hyperparams.yaml); {REEXPORT}.")
+        if folder.is_dir() and not trust_code:
+            try:
+                check_model_yaml(folder / kwargs.get("hparams_file", "hyperparams.yaml"))
+            except UntrustedModelError as err:
+                raise ModelError(str(err)) from None
         try:
             asr = super().from_hparams(os.fspath(source), *args, **kwargs)
         except Exception as err:  # torch, sentencepiece and hyperpyyaml raise many types
@@ -507,6 +519,14 @@ def _describe_load_error(folder: Path, err: Exception) -> str:
         if path.name != "tokenizer.ckpt":
             try:
                 torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as unpickling:
+                if "Weights only load failed" in str(unpickling):  # a pickle naming code: refused, not run
+                    problem = (
+                        "holds pickled code (objects other than tensors), refused: it could run anything"
+                    )
+                    return f"model file {str(path)!r} {problem}; {REEXPORT} from a trusted run."
+                problem = "is corrupt or truncated (not a PyTorch checkpoint)"
+                return f"model file {str(path)!r} {problem}; {REEXPORT}."
             except Exception:  # any unreadable checkpoint is the culprit
                 problem = "is corrupt or truncated (not a PyTorch checkpoint)"
                 return f"model file {str(path)!r} {problem}; {REEXPORT}."

@@ -83,11 +83,22 @@ def add_raw_options(p: argparse.ArgumentParser, default_rate: int | None = None)
     p.add_argument("--raw-channels", type=int, default=1, metavar="N", help="interleaved channels")
 
 
+def add_model_dir(p: argparse.ArgumentParser) -> None:
+    """``MODEL_DIR`` and ``--trust-model-code`` (a folder's YAML is code: snn_asr.inference.trust)."""
+    p.add_argument("model_dir", help="exported model folder (tools/export_model.py)")
+    p.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="load a model folder whose hyperparams.yaml uses modules beyond speechbrain, snn_asr, torch "
+        "and sentencepiece (it runs what it names: only for folders you trust)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snn-asr", description="Speech recognition with snn-asr models.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("transcribe", help="transcribe audio files", description=__doc__.split("\n\n")[0])
-    p.add_argument("model_dir", help="exported model folder (tools/export_model.py)")
+    add_model_dir(p)
     p.add_argument("inputs", nargs="*", help="audio files or folders; - reads one file from stdin")
     p.add_argument(
         "--list", action="append", default=[], metavar="FILE", help="file of input paths, one a line"
@@ -147,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serves a Gradio page for MODEL_DIR (pip install 'snn-asr[demo]'): record or upload "
         "audio; see the transcript with word times, a spike raster, spike rates and mults vs a GRU.",
     )
-    p.add_argument("model_dir", help="exported model folder (tools/export_model.py)")
+    add_model_dir(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on")
     return parser
@@ -161,7 +172,7 @@ def add_stream_parser(commands) -> None:
         description="Live decoding: partial hypotheses on one terminal line (stderr), a final line per "
         "utterance (stdout). E.g. arecord -f S16_LE -r 16000 -c 1 | snn-asr stream MODEL_DIR -",
     )
-    p.add_argument("model_dir", help="exported model folder (tools/export_model.py)")
+    add_model_dir(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("stdin", nargs="?", choices=[STDIN], help="- reads headerless PCM from stdin")
     source.add_argument("--mic", action="store_true", help="a microphone (pip install sounddevice)")
@@ -291,7 +302,12 @@ def transcribe(args: argparse.Namespace, out: TextIO) -> int:
     if not found.paths and not found.errors:
         raise DataError("no input files (give audio files, folders, - for stdin, or --list FILE)")
     formats = check_outputs(args, len(found.paths))
-    asr = SpikingASR.from_hparams(source=args.model_dir, run_opts={"device": args.device}, local_only=True)
+    asr = SpikingASR.from_hparams(
+        source=args.model_dir,
+        run_opts={"device": args.device},
+        local_only=True,
+        trust_code=args.trust_model_code,
+    )
     asr.event_driven = args.event_driven
     beam, lm = asr.folder_decoding()  # the folder's own settings, unless told otherwise
     beam = beam if args.beam is None else args.beam
@@ -389,7 +405,7 @@ def stream(args: argparse.Namespace, out: TextIO) -> int:
     from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
     from snn_asr.inference.streaming import LiveTranscriber
 
-    asr = SpikingASR.from_hparams(source=args.model_dir, local_only=True)
+    asr = SpikingASR.from_hparams(source=args.model_dir, local_only=True, trust_code=args.trust_model_code)
     if args.raw_rate != asr.sample_rate:
         raise DataError(
             f"the model expects {asr.sample_rate} Hz and the stream is {args.raw_rate} Hz; resample it "
@@ -466,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from snn_asr.inference.web_demo import serve  # deferred: Gradio is optional and slow to import
 
-            serve(args.model_dir, args.host, args.port)
+            serve(args.model_dir, args.host, args.port, trust_code=args.trust_model_code)
             return 0
         if args.output and args.format != "all" and args.output_dir is None:
             with open(args.output, "w", encoding="utf-8") as out:

@@ -87,9 +87,11 @@ def build_demo(asr: SpikingASR, title: str = "snn-asr"):
     return page
 
 
-def serve(model_dir: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+def serve(
+    model_dir: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True, trust_code: bool = False
+):
     """Loads ``model_dir`` and serves its page at ``http://host:port`` (returns the page if not ``block``)."""
-    asr = SpikingASR.from_hparams(source=model_dir, local_only=True)
+    asr = SpikingASR.from_hparams(source=model_dir, local_only=True, trust_code=trust_code)
     beam, lm = asr.folder_decoding()
     asr.set_decoder(beam, lm)
     page = build_demo(asr, title=f"snn-asr: {Path(model_dir).name}")

@@ -6,7 +6,8 @@ parameter files after it, so a run killed in between leaves a folder that
 deep in torch. A disk error or a stray copy can do the same to any file. Before every recovery
 (start of training, each evaluation), :func:`set_aside_broken_checkpoints` checks each
 checkpoint: every recoverable's file present; torch's files (zip archives) whole, their CRCs
-right; the small text files (epoch counter, dataloader position, Brain state) readable. A broken
+right, loadable with ``weights_only=True`` (a pickle that would run code is refused unrun); the
+small text files (epoch counter, dataloader position, Brain state) readable. A broken
 one is renamed ``BROKEN+<name>`` (out of SpeechBrain's sight, kept for inspection), with one
 warning line, so the run resumes from the newest sound checkpoint (and trains again the epochs
 after it). If checkpoints exist and none is sound, the run refuses in one line, leaving them in
@@ -16,9 +17,11 @@ place, rather than silently starting from scratch.
 from __future__ import annotations
 
 import logging
+import pickle
 import zipfile
 from pathlib import Path
 
+import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
 __all__ = ["BROKEN_PREFIX", "checkpoint_problem", "set_aside_broken_checkpoints"]
@@ -54,6 +57,12 @@ def checkpoint_problem(folder: Path, recoverables: dict) -> str | None:
                 return f"{path.name} is corrupt ({type(err).__name__}: {' '.join(str(err).split())[:80]})"
             if bad is not None:
                 return f"{path.name} is corrupt (bad CRC in {bad})"
+            try:  # as SpeechBrain will load it: weights only, so a pickle naming code is refused, not run
+                torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError:
+                return f"{path.name} holds pickled code (objects other than tensors), refused unrun"
+            except Exception as err:
+                return f"{path.name} does not load ({type(err).__name__}: {' '.join(str(err).split())[:80]})"
         elif torch_saved:
             size = path.stat().st_size
             return f"{path.name} is truncated or not a torch file (no zip directory in its {size} bytes)"
