@@ -63,6 +63,7 @@ from snn_asr.dataio import (
 )
 from snn_asr.inference.endpointing import Endpointing
 from snn_asr.inference.formats import FORMATS, MANY_FILE_FORMATS, SUFFIXES, CueOptions, write_result
+from snn_asr.locking import exclusive
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".mp3", ".opus", ".aiff", ".aif"}
 RAW_SUFFIXES = {".raw", ".pcm"}
@@ -477,20 +478,32 @@ def main(argv: list[str] | None = None) -> int:
         lambda record: "unigrams passed as vocabulary" not in record.getMessage()
     )
     try:
-        if args.command == "stream":
-            return stream(args, sys.stdout)
-        if args.command == "demo":
-            from snn_asr.inference.web_demo import serve  # deferred: Gradio is optional and slow to import
-
-            serve(args.model_dir, args.host, args.port, trust_code=args.trust_model_code)
-            return 0
-        if args.output and args.format != "all" and args.output_dir is None:
-            with open(args.output, "w", encoding="utf-8") as out:
-                return transcribe(args, out)
-        return transcribe(args, sys.stdout)
+        with ExitStack() as locks:  # one writer at a time (--format all: NAME.* share NAME's lock)
+            for target in [args.output, args.output_dir] if args.command == "transcribe" else []:
+                if target is not None:
+                    beside = target.with_name(target.name + ".lock")
+                    name = target / ".snn-asr.lock" if target == args.output_dir else beside
+                    fix = "wait for the other snn-asr to finish, or pick another output"
+                    locks.enter_context(exclusive(name, repr(str(target)), fix))
+            return run_command(args)
     except (DataError, ValueError, OSError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The chosen command (its exit status)."""
+    if args.command == "stream":
+        return stream(args, sys.stdout)
+    if args.command == "demo":
+        from snn_asr.inference.web_demo import serve  # deferred: Gradio is optional and slow to import
+
+        serve(args.model_dir, args.host, args.port, trust_code=args.trust_model_code)
+        return 0
+    if args.output and args.format != "all" and args.output_dir is None:
+        with open(args.output, "w", encoding="utf-8") as out:
+            return transcribe(args, out)
+    return transcribe(args, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
+from snn_asr.locking import hold_lock
+
 
 class RecipeError(SystemExit):
     """A user-facing problem with a recipe's arguments; exits with a one-line message."""
@@ -263,6 +265,13 @@ def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str
     """:func:`load_recipe`, then DDP set-up and the experiment folder; returns ``(hparams, run_opts)``."""
     hparams, hparams_file, run_opts, overrides = load_recipe(argv, recipe_dir, required)
     sb.utils.distributed.ddp_init_group(run_opts)
+    if sb.utils.distributed.if_main_process():  # one run per output folder (DDP ranks: the main one locks)
+        output = str(hparams["output_folder"])
+        hold_lock(
+            Path(output) / ".run.lock",
+            f"output folder {output!r}",
+            "wait for that run to finish, or pass another --output_folder",
+        )
     sb.create_experiment_directory(
         hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
