@@ -83,3 +83,11 @@ def test_a_checkpoint_holding_pickled_code_is_set_aside_unrun(tmp_path):
     assert len(warnings) == 1 and "model.ckpt holds pickled code" in warnings[0] and not planted.exists()
     checkpointer.recover_if_possible()
     assert counter.current == 2 and not planted.exists()
+
+
+def test_a_lone_checkpoint_cut_by_a_kill_during_the_first_save_is_set_aside(tmp_path):
+    checkpointer, _, _ = saved_run(tmp_path / "save", epochs=1)
+    (newest(checkpointer).path / "counter.ckpt").unlink()  # killed after CKPT.yaml, before the counter
+    warnings = set_aside_broken_checkpoints(checkpointer)
+    assert len(warnings) == 1 and "training starts from epoch 1" in warnings[0]
+    assert checkpointer.list_checkpoints() == []

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         found, aside = check_run(data, soaked, work, args.epochs)
         problems += [f"run {rounds}: {problem}" for problem in found]
         broken += aside
-        dev.append(json.loads((soaked / "history.json").read_text())[-1]["valid_error_rate"])
+        if (soaked / "history.json").is_file():
+            dev.append(json.loads((soaked / "history.json").read_text())[-1]["valid_error_rate"])
     clean_dev = json.loads((clean / "history.json").read_text())[-1]["valid_error_rate"]
     print(f"{kills} kills over {rounds} runs: " + ", ".join(f"{n} {p}" for p, n in phases.most_common()))
     print(
@@ -150,10 +151,12 @@ def check_run(data: Path, soaked: Path, work: Path, epochs: int) -> tuple[list[s
     problems = []
     if final.returncode != 0:
         problems.append(f"the last restart failed: {final.stderr.strip().splitlines()[-1:]}")
-    logged = re.findall(r"^epoch: (\d+),", (soaked / "train_log.txt").read_text(), flags=re.M)
+    log = soaked / "train_log.txt"
+    logged = re.findall(r"^epoch: (\d+),", log.read_text(), flags=re.M) if log.is_file() else []
     if logged != [str(e) for e in range(1, epochs + 1)]:
         problems.append(f"train_log.txt epochs {logged}, not 1..{epochs} once each")
-    history = [h["epoch"] for h in json.loads((soaked / "history.json").read_text())]
+    runs = soaked / "history.json"
+    history = [h["epoch"] for h in json.loads(runs.read_text())] if runs.is_file() else []
     if history != list(range(1, epochs + 1)):
         problems.append(f"history.json epochs {history}")
     save = soaked / "save"

@@ -11,7 +11,10 @@ small text files (epoch counter, dataloader position, Brain state) readable. A b
 one is renamed ``BROKEN+<name>`` (out of SpeechBrain's sight, kept for inspection), with one
 warning line, so the run resumes from the newest sound checkpoint (and trains again the epochs
 after it). If checkpoints exist and none is sound, the run refuses in one line, leaving them in
-place, rather than silently starting from scratch.
+place, rather than silently starting from scratch; the one exception is a lone checkpoint with a
+file missing or truncated, which is a kill during the run's first save (``save_and_keep_only``
+deletes an older checkpoint only once the new one is whole): it is set aside with a warning
+that training starts from epoch 1.
 """
 
 from __future__ import annotations
@@ -86,7 +89,12 @@ def set_aside_broken_checkpoints(checkpointer: Checkpointer) -> list[str]:
     checkpoints = checkpointer.list_checkpoints()
     problems = {ckpt.path: checkpoint_problem(ckpt.path, checkpointer.recoverables) for ckpt in checkpoints}
     broken = {path: problem for path, problem in problems.items() if problem is not None}
-    if checkpoints and len(broken) == len(checkpoints):  # left in place: a rerun must not start afresh
+    first_save_cut = len(checkpoints) == 1 and any(
+        word in problem for problem in broken.values() for word in ("is missing", "truncated")
+    )  # a kill during the first save: the one before a later save is deleted only once that is whole
+    if (
+        checkpoints and len(broken) == len(checkpoints) and not first_save_cut
+    ):  # a rerun must not start afresh
         path, problem = next(iter(broken.items()))
         raise ValueError(
             f"every checkpoint in {str(checkpointer.checkpoints_dir)!r} is incomplete or corrupt (e.g. "
@@ -99,6 +107,8 @@ def set_aside_broken_checkpoints(checkpointer: Checkpointer) -> list[str]:
         warnings.append(
             f"checkpoint {str(path)!r} is incomplete or corrupt ({problem}); set aside as {aside.name}"
         )
+    if first_save_cut and broken:
+        warnings[-1] += "; it was the run's first, cut by a kill: training starts from epoch 1"
     for line in warnings:
         logger.warning(line)
     return warnings
