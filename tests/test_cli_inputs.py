@@ -210,3 +210,15 @@ def test_a_model_yaml_naming_other_code_is_refused_unless_trusted(capsys, tmp_pa
     assert not planted.exists()
     status, out, err = run_cli(capsys, model, CLIP, "--trust-model-code")
     assert status == 0 and planted.exists()  # trusted: it ran what it names
+
+
+@pytest.mark.parametrize("name", ["snn-an4", "lstm-an4"])
+def test_the_bundled_an4_models_decode_as_their_folders_say(capsys, name):
+    from snn_asr.inference import SpikingASR
+
+    model = REPO / "pretrained" / name
+    assert SpikingASR.from_hparams(source=str(model)).folder_decoding() == (16, model / "lm.arpa")
+    clips = sorted((REPO / "tests" / "data" / "an4-samples").glob("*.wav"))  # AN4 test speakers
+    status, default, err = run_cli(capsys, model, *clips)
+    assert status == 0 and err == [] and all(line.split("\t")[1] for line in default.splitlines()), err
+    assert default == run_cli(capsys, model, *clips, "--beam", "16", "--lm", model / "lm.arpa")[1]
