@@ -120,7 +120,8 @@ def aggregate(name: str, runs: list[dict]) -> dict:
 
 def _number(value, digits: int | None = None) -> str:
     if isinstance(value, tuple):
-        return f"{_number(value[0], digits)} ± {_number(value[1], digits)}"
+        mean, sd = value
+        return _number(mean, digits) if sd == 0 else f"{_number(mean, digits)} ± {_number(sd, digits)}"
     if digits is not None:
         return f"{value:.{digits}f}"
     return f"{value:,.0f}" if value >= 1000 else f"{value:.3f}" if value < 1 else f"{value:.1f}"
