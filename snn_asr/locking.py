@@ -57,7 +57,8 @@ def exclusive(lock_file: str | os.PathLike, what: str, fix: str) -> Iterator[Non
     handle = _acquire(lock_file, what, fix)
     try:
         yield
-    finally:
+    finally:  # no lock file left behind; a second writer never waits (LOCK_NB), so none holds it open
+        Path(lock_file).unlink(missing_ok=True)
         handle.close()
 
 

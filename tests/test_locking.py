@@ -26,7 +26,7 @@ def holder(lock) -> subprocess.Popen:
 
 def test_two_transcribes_writing_one_output_the_second_is_refused(tmp_path):
     out = tmp_path / "out.txt"
-    other = holder(tmp_path / "out.txt.lock")
+    other = holder(tmp_path / ".out.txt.lock")
     try:
         done = subprocess.run([*TRANSCRIBE, "--output", str(out)], capture_output=True, text=True)
     finally:
@@ -38,6 +38,7 @@ def test_two_transcribes_writing_one_output_the_second_is_refused(tmp_path):
     time.sleep(0.1)  # the holder is gone (killed): its lock went with it
     again = subprocess.run([*TRANSCRIBE, "--output", str(out)], capture_output=True, text=True)
     assert again.returncode == 0 and out.read_text().startswith(str(CLIP))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # no lock file left behind
 
 
 def test_a_recipe_started_twice_on_one_output_folder_the_second_is_refused(tmp_path):

@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as locks:  # one writer at a time (--format all: NAME.* share NAME's lock)
             for target in [args.output, args.output_dir] if args.command == "transcribe" else []:
                 if target is not None:
-                    beside = target.with_name(target.name + ".lock")
+                    beside = target.with_name(f".{target.name}.lock")
                     name = target / ".snn-asr.lock" if target == args.output_dir else beside
                     fix = "wait for the other snn-asr to finish, or pick another output"
                     locks.enter_context(exclusive(name, repr(str(target)), fix))
