@@ -5,8 +5,6 @@ Shared by the data preparation of the recipes (``recipes/*/..._prepare.py``):
 - :func:`audio_info` and :func:`load_audio` read audio with ``soundfile`` (WAV, NIST
   SPHERE, FLAC, ...) and turn every kind of bad file into an :class:`AudioError`
   whose message is one line naming the file and the fix;
-- :func:`read_raw_pcm` reads headerless PCM (sox-style encodings such as ``s16le``) from a file
-  or bytes, with ``soundfile``'s RAW reader;
 - :func:`require_format` checks a file's sample rate and channels against what the recipe
   expects (16 kHz mono): the recipes do not resample, so another rate is an error whose
   message gives the ``sox`` command that converts the file;
@@ -30,11 +28,8 @@ import io
 import json
 import os
 import re
-import sys
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,20 +38,19 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from snn_asr.stderr_capture import decoder_note, quiet_stderr
+
 __all__ = [
     "AudioError",
     "AudioInfo",
     "DataError",
     "DecoderWarning",
-    "RAW_ENCODINGS",
     "audio_info",
     "column_stamp",
     "folder_stamp",
     "is_prepared",
     "load_audio",
     "mark_prepared",
-    "quiet_stderr",
-    "read_raw_pcm",
     "read_manifest",
     "read_text_lines",
     "require_folder",
@@ -90,58 +84,6 @@ class AudioError(DataError):
 
 class DecoderWarning(UserWarning):
     """A file that decoded, but whose decoder reported damage on the way (e.g. a corrupt MP3 frame)."""
-
-
-RAW_ENCODINGS = {
-    # name (as ffmpeg -f and arecord spell it): (soundfile subtype, endianness, bytes a sample)
-    "s8": ("PCM_S8", "FILE", 1),
-    "u8": ("PCM_U8", "FILE", 1),
-    "s16le": ("PCM_16", "LITTLE", 2),
-    "s16be": ("PCM_16", "BIG", 2),
-    "s24le": ("PCM_24", "LITTLE", 3),
-    "s24be": ("PCM_24", "BIG", 3),
-    "s32le": ("PCM_32", "LITTLE", 4),
-    "s32be": ("PCM_32", "BIG", 4),
-    "f32le": ("FLOAT", "LITTLE", 4),
-    "f32be": ("FLOAT", "BIG", 4),
-    "f64le": ("DOUBLE", "LITTLE", 8),
-    "f64be": ("DOUBLE", "BIG", 8),
-    "mulaw": ("ULAW", "FILE", 1),
-    "alaw": ("ALAW", "FILE", 1),
-}
-"""Headerless PCM encodings :func:`read_raw_pcm` reads (the names ``ffmpeg -f`` and ``arecord`` use)."""
-
-
-@contextmanager
-def quiet_stderr() -> Iterator[list[str]]:
-    """Keeps what C libraries write straight to file descriptor 2 (libmpg123's frame errors,
-    kenlm's loading bar) off the terminal; the list it yields holds those lines afterwards, for
-    folding into one message.
-
-    Redirecting Python's ``sys.stderr`` is not enough: those libraries print from C.
-    """
-    lines: list[str] = []
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured by a test runner)
-        yield lines
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), fd)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            sink.seek(0)
-            lines += [line for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip()]
-
-
-def _decoder_note(lines: list[str]) -> str:
-    """The first decoder line, without libmpg123's ``[src/...:123] error:`` prefix."""
-    return re.sub(r"^\[[^\]]*\]\s*(error:\s*)?", "", lines[0]).strip()[:120] if lines else ""
 
 
 @dataclass(frozen=True)
@@ -345,14 +287,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = 16000) -> torc
         with quiet_stderr() as noise:
             data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
     except Exception as err:
-        detail = _decoder_note(noise) or " ".join(str(err).split())
+        detail = decoder_note(noise) or " ".join(str(err).split())
         raise _audio_error(path, f"corrupt ({detail})") from None
     if len(data) < info.frames:
         raise _audio_error(path, f"truncated (read {len(data)} of {info.frames} samples)")
     if noise:
         warnings.warn(
             DecoderWarning(
-                f"{path}: the decoder reported damage ({_decoder_note(noise)}); its transcript may miss words"
+                f"{path}: the decoder reported damage ({decoder_note(noise)}); its transcript may miss words"
             ),
             stacklevel=2,
         )
@@ -368,64 +310,6 @@ def _mono_at(data: np.ndarray, rate: int, sample_rate: int | None) -> torch.Tens
 
         signal = F.resample(signal, rate, sample_rate)
     return signal
-
-
-def read_raw_pcm(
-    source: str | os.PathLike | bytes,
-    rate: int,
-    encoding: str = "s16le",
-    channels: int = 1,
-    sample_rate: int | None = 16000,
-) -> torch.Tensor:
-    """Reads headerless PCM (a ``.raw``/``.pcm`` file, or bytes such as stdin) as :func:`load_audio` does.
-
-    Arguments
-    ---------
-    source : str, PathLike or bytes
-        The file, or its bytes.
-    rate, encoding, channels
-        What the bytes hold: ``rate`` Hz, one of :data:`RAW_ENCODINGS`, interleaved channels.
-    sample_rate : int or None
-        Target rate (``None``: keep ``rate``).
-
-    Returns
-    -------
-    torch.Tensor
-        (samples,) float32 in [-1, 1], mono.
-
-    Example
-    -------
-    >>> pcm = np.array([0, 16384, -16384, 0], dtype="<i2").tobytes()
-    >>> read_raw_pcm(pcm, 16000, "s16le").tolist()
-    [0.0, 0.5, -0.5, 0.0]
-    """
-    name = "<stdin>" if isinstance(source, bytes) else os.fspath(source)
-    if encoding not in RAW_ENCODINGS:
-        raise DataError(f"unknown raw encoding {encoding!r}; use one of {', '.join(RAW_ENCODINGS)}")
-    if isinstance(source, bytes):
-        data_bytes = source
-    elif not os.path.isfile(name):
-        raise _audio_error(name, "file not found", "check the path")
-    else:
-        data_bytes = Path(name).read_bytes()
-    subtype, endian, width = RAW_ENCODINGS[encoding]
-    frame = width * channels
-    if len(data_bytes) < frame:
-        raise _audio_error(
-            name, f"holds {len(data_bytes)} bytes, not one {encoding} sample", "check the input"
-        )
-    raw = io.BytesIO(data_bytes[: len(data_bytes) - len(data_bytes) % frame])
-    data, _ = sf.read(
-        raw,
-        dtype="float32",
-        always_2d=True,
-        format="RAW",
-        samplerate=rate,
-        channels=channels,
-        subtype=subtype,
-        endian=endian,
-    )
-    return _mono_at(data, rate, sample_rate)
 
 
 def read_text_lines(path: str | os.PathLike, fix: str = "re-save it as UTF-8") -> list[str]:

@@ -53,9 +53,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "recipes" / "AN4"), str(ROOT / "recipes" /
 from an4_prepare import prepare_an4  # noqa: E402
 from librispeech_prepare import prepare_librispeech  # noqa: E402
 
-from snn_asr.dataio import DataError, quiet_stderr, read_manifest  # noqa: E402
+from snn_asr.dataio import DataError, read_manifest  # noqa: E402
 from snn_asr.inference.cli import main as snn_asr_main  # noqa: E402
 from snn_asr.recipes.data import read_audio  # noqa: E402
+from snn_asr.stderr_capture import quiet_stderr  # noqa: E402
 
 SEED_AUDIO = ROOT / "tests" / "data" / "fsdd" / "recordings" / "3_george_0.wav"
 GOOD_AUDIO = [ROOT / "tests" / "data" / "fsdd" / "recordings" / f"{d}_jackson_0.wav" for d in (1, 7)]

@@ -52,18 +52,12 @@ from typing import TextIO
 import torch
 from tqdm import tqdm
 
-from snn_asr.dataio import (
-    RAW_ENCODINGS,
-    AudioError,
-    DataError,
-    load_audio,
-    quiet_stderr,
-    read_raw_pcm,
-    read_text_lines,
-)
+from snn_asr.dataio import AudioError, DataError, load_audio, read_text_lines
 from snn_asr.inference.endpointing import Endpointing
 from snn_asr.inference.formats import FORMATS, MANY_FILE_FORMATS, SUFFIXES, CueOptions, write_result
 from snn_asr.locking import exclusive
+from snn_asr.raw_pcm import RAW_ENCODINGS, read_raw_pcm
+from snn_asr.stderr_capture import quiet_stderr
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".mp3", ".opus", ".aiff", ".aif"}
 RAW_SUFFIXES = {".raw", ".pcm"}
