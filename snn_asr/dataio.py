@@ -145,7 +145,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Checks an audio file and returns its header facts, without decoding all of it.
 
     Catches, each as an :class:`AudioError` naming the file: a missing file, a
-    zero-length file, a file that is not audio (or an unsupported/corrupt header),
+    zero-length or unreadable (permissions) file, a file that is not audio (or an unsupported/corrupt header),
     a file with 0 samples, a truncated file (data shorter than its header says,
     found by reading the last frames) and a float file holding NaN or infinite samples
     (read in full: only float files can).
@@ -173,6 +173,10 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise _audio_error(path, "file not found", "check the path, or re-create the manifest")
     if os.path.getsize(path) == 0:
         raise _audio_error(path, "zero-length file (0 bytes)")
+    try:
+        open(path, "rb").close()
+    except OSError as err:  # e.g. no read permission: libsndfile would only say "System error"
+        raise _audio_error(path, f"cannot be read ({err.strerror})", "check its permissions (chmod +r)") from None
     try:
         with quiet_stderr():
             info = sf.info(path, verbose=True)

@@ -7,7 +7,7 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from snn_asr.recipes.checkpoints import BROKEN_PREFIX, set_aside_broken_checkpoints
+from snn_asr.recipes.checkpoints import BROKEN_PREFIX, set_aside_broken_checkpoints, sound_checkpoint
 
 
 def saved_run(folder, epochs: int = 3) -> tuple[Checkpointer, torch.nn.Linear, EpochCounter]:
@@ -91,3 +91,16 @@ def test_a_lone_checkpoint_cut_by_a_kill_during_the_first_save_is_set_aside(tmp_
     warnings = set_aside_broken_checkpoints(checkpointer)
     assert len(warnings) == 1 and "training starts from epoch 1" in warnings[0]
     assert checkpointer.list_checkpoints() == []
+
+
+def test_an_lms_best_checkpoint_when_corrupt_is_skipped_for_the_next_best_and_none_sound_refuses(tmp_path):
+    checkpointer, _, _ = saved_run(tmp_path / "save")  # meta "epoch": the lowest is the "best" here
+    assert sound_checkpoint(checkpointer, min_key="epoch").meta["epoch"] == 1
+    best = min(checkpointer.list_checkpoints(), key=lambda c: c.meta["epoch"]).path
+    (best / "model.ckpt").write_bytes(b"garbage")
+    assert sound_checkpoint(checkpointer, min_key="epoch").meta["epoch"] == 2
+    assert best.is_dir()  # another run's folder: nothing renamed
+    for ckpt in checkpointer.list_checkpoints():
+        (ckpt.path / "model.ckpt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"^every checkpoint in .* is incomplete or corrupt .*new output"):
+        sound_checkpoint(checkpointer, min_key="epoch")

@@ -155,3 +155,26 @@ def test_rnnlm_of_another_tokenizer_is_one_clear_line(trained):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "was trained with tokenizer" in proc.stderr.strip().splitlines()[-1]
     assert not (out / "train_log.txt").exists()  # refused before training
+
+
+@pytest.mark.parametrize(
+    "damaged, said",
+    [
+        ("save/CKPT+*/model.ckpt", "every checkpoint in"),  # truncated: none sound is left
+        ("save/tokenizer.model", "tokenizer.model is corrupt (not a sentencepiece model)"),
+        ("hyperparams.yaml", "is corrupt or not an LM recipe's"),
+    ],
+)
+def test_a_corrupt_rnnlm_folder_is_one_clear_line_before_training(trained, tmp_path, damaged, said):
+    data, asr, lm = trained
+    broken = tmp_path / "lm"
+    shutil.copytree(lm, broken)
+    for path in broken.glob(damaged):
+        path.write_bytes(path.read_bytes()[:100])
+    out = tmp_path / "asr"
+    proc = run("train.py", "hparams/snn.yaml", data, out, *ASR, "--rnnlm_folder", str(broken), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert said in proc.stderr.strip().splitlines()[-1] and proc.stderr.strip().splitlines()[-1].startswith(
+        "error: "
+    )
+    assert not (out / "train_log.txt").exists()  # refused before training

@@ -65,6 +65,43 @@ def test_a_stale_tokenizer_under_checkpoints_is_refused_in_one_line(tmp_path):
     assert "pass a new --output_folder" in message and "\n" not in message
 
 
+@pytest.mark.parametrize("trained", [False, True])
+def test_a_corrupt_tokenizer_is_made_again_or_refused_under_checkpoints(tmp_path, trained, caplog):
+    manifest(tmp_path / "train.csv", "wrd", ["ONE TWO", "TWO ONE ONE", "TWO"])
+    model = Path(subword_units(tokenizer_hparams(tmp_path)).model_file)
+    good = model.read_bytes()
+    if trained:
+        sb.utils.checkpoints.Checkpointer(tmp_path).save_checkpoint()  # a model trained with it
+    model.write_bytes(good[: len(good) // 2])  # cut short by a full disk, say
+    if trained:
+        with pytest.raises(DataError) as err:
+            subword_units(tokenizer_hparams(tmp_path))
+        message = str(err.value)
+        assert "11_unigram.model" in message and "is corrupt (not a sentencepiece model)" in message
+        assert "restore it" in message and "\n" not in message
+        return
+    units = subword_units(tokenizer_hparams(tmp_path))
+    assert model.read_bytes() == good and units.encode("ONE TWO")  # remade: sentencepiece is deterministic
+    assert any("is corrupt (not a sentencepiece model); made again" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_a_corrupt_label_encoder_is_written_again_or_refused_under_checkpoints(tmp_path, trained):
+    manifest(tmp_path / "train.csv", "phn", ["sil a b sil"])
+    hparams = {"save_folder": tmp_path, "blank_index": 0, "output_neurons": 4}
+    encoder = tmp_path / "label_encoder.txt"
+    label_units(hparams, "phn")
+    good = encoder.read_text()
+    if trained:
+        sb.utils.checkpoints.Checkpointer(tmp_path).save_checkpoint()
+    encoder.write_bytes(b"'a' => \x00\xff garbage\n")
+    if trained:
+        with pytest.raises(DataError, match="label_encoder.txt.* is corrupt .*restore it"):
+            label_units(hparams, "phn")
+    else:
+        assert len(label_units(hparams, "phn").vocabulary()) == 4 and encoder.read_text() == good
+
+
 def test_unknown_characters_are_unk_not_the_ctc_blank(tmp_path):
     manifest(tmp_path / "train.csv", "wrd", ["ONE TWO", "TWO ONE ONE", "TWO"])
     units = subword_units(tokenizer_hparams(tmp_path))

@@ -28,12 +28,14 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import random
 import re
 import resource
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +65,8 @@ GOOD_AUDIO = [ROOT / "tests" / "data" / "fsdd" / "recordings" / f"{d}_jackson_0.
 GOOD_16K: list[Path] = []  # the same at 16 kHz, the recipes' rate (made in the work folder)
 MODEL = ROOT / "pretrained" / "snn-digits"
 WORDS = "THREE"
+LOCKED = "locked"  # an input so named is made unreadable (chmod 000) where it is put
+UNPRIVILEGED = "SNN_ASR_FUZZ_UNPRIVILEGED"
 
 
 @dataclass
@@ -145,6 +149,30 @@ def audio_mutations(
 
         return make
 
+    if fixed:  # first, so that a short run has them
+
+        def folder_named_wav(d: Path) -> Path:
+            (d / "folder.wav").mkdir()
+            return d / "folder.wav"
+
+        def empty_folder(d: Path) -> Path:
+            (d / "empty").mkdir()
+            return d / "empty"
+
+        def unreadable_file(d: Path) -> Path:  # readable until put in place (transcribe_case, put)
+            shutil.copyfile(seeds["wav"], d / f"{LOCKED}.wav")
+            return d / f"{LOCKED}.wav"
+
+        def unreadable_folder(d: Path) -> Path:
+            (d / f"{LOCKED}_folder").mkdir()
+            shutil.copyfile(seeds["wav"], d / f"{LOCKED}_folder" / "a.wav")
+            return d / f"{LOCKED}_folder"
+
+        yield "folder named .wav", folder_named_wav
+        yield "empty folder", empty_folder
+        yield "unreadable file", unreadable_file
+        yield "unreadable folder", unreadable_folder
+
     def patched(offset: int, fmt: str, value: int) -> bytes:
         data = bytearray(wav)
         struct.pack_into(fmt, data, offset, value)
@@ -214,17 +242,6 @@ def audio_mutations(
     }.items():
         yield f"float wav {name}", partial(float_wav, signal_.astype("float32"), name.replace(" ", "_"))
 
-    def folder_named_wav(d: Path) -> Path:
-        (d / "folder.wav").mkdir()
-        return d / "folder.wav"
-
-    def empty_folder(d: Path) -> Path:
-        (d / "empty").mkdir()
-        return d / "empty"
-
-    yield "folder named .wav", folder_named_wav
-    yield "empty folder", empty_folder
-
 
 def float_wav(samples: np.ndarray, name: str, folder: Path) -> Path:
     path = folder / f"float_{name}.wav"
@@ -259,17 +276,30 @@ def run_transcribe(path: Path) -> tuple[str, str]:
     return "unnamed", f"no transcript and no line naming it (status {status}): {lines[:2]}"
 
 
+def put(source: Path, target: Path) -> None:
+    """Copies a (mutated) input into a tree; one named :data:`LOCKED` loses its permissions there."""
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
+    if source.name.startswith(LOCKED):
+        target.chmod(0)
+
+
+def locked_tree(make_tree: Callable[[Path], Path], relative: str, root: Path) -> Path:
+    """``make_tree``'s tree with the file ``relative`` unreadable (chmod 000)."""
+    root = make_tree(root)
+    (root / relative).chmod(0)
+    return root
+
+
 def an4_tree(root: Path, audio: Path | None = None, transcription: bytes | None = None) -> Path:
     """A small AN4 tree: 3 training speakers and 1 test speaker of good audio; ``audio`` replaces one file."""
     lines = []
     for i, speaker in enumerate(["fash", "fbbh", "mgah"]):
         target = root / "wav" / "an4_clstk" / speaker / f"an{i}-{speaker}-b.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
-        source = audio if audio is not None and i == 1 else GOOD_16K[i % 2]
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copyfile(source, target)
+        put(audio if audio is not None and i == 1 else GOOD_16K[i % 2], target)
         lines.append(f"<s> {WORDS} </s> (an{i}-{speaker}-b)")
     test = root / "wav" / "an4test_clstk" / "fcaw" / "an9-fcaw-b.wav"
     test.parent.mkdir(parents=True)
@@ -289,10 +319,8 @@ def librispeech_tree(root: Path, audio: Path | None = None, transcript: bytes | 
         for i in range(2):
             flac = chapter / f"19-198-000{i}.flac"
             source = audio if audio is not None and split == "train-clean-100" and i == 1 else GOOD_16K[i]
-            if source.is_dir():
-                shutil.copytree(source, flac)
-            elif source.suffix == ".flac":
-                shutil.copyfile(source, flac)
+            if source.is_dir() or source.suffix == ".flac":
+                put(source, flac)
             else:
                 try:
                     with quiet_stderr():  # the harness's own decoding: its noise is no finding
@@ -300,6 +328,8 @@ def librispeech_tree(root: Path, audio: Path | None = None, transcript: bytes | 
                     sf.write(flac, data, rate)
                 except Exception:  # a mutated file soundfile cannot read stays as it is, named .flac
                     shutil.copyfile(source, flac)
+                if source.name.startswith(LOCKED):
+                    flac.chmod(0)
         text = f"19-198-0000 {WORDS}\n19-198-0001 {WORDS}\n".encode()
         (chapter / "19-198.trans.txt").write_bytes(
             text if transcript is None or split != "train-clean-100" else transcript
@@ -354,6 +384,9 @@ def transcript_cases() -> Iterator[tuple[str, str, Callable[[Path], Path]]]:
     """``(case, recipe, make_tree)`` for each transcript mutation of AN4's and LibriSpeech's files."""
     an4 = "".join(f"<s> {WORDS} </s> (an{i}-{s}-b)\n" for i, s in enumerate(["fash", "fbbh", "mgah"]))
     librispeech = f"19-198-0000 {WORDS}\n19-198-0001 {WORDS}\n"
+    yield "an4 transcription unreadable", "an4", partial(locked_tree, an4_tree, "etc/an4_train.transcription")
+    trans = "train-clean-100/19/198/19-198.trans.txt"
+    yield "trans.txt unreadable", "librispeech", partial(locked_tree, librispeech_tree, trans)
     for name, mutate in TRANSCRIPT_MUTATIONS.items():
         yield f"an4 transcription {name}", "an4", partial(an4_tree, transcription=mutate(an4.encode()))
         yield (
@@ -365,7 +398,10 @@ def transcript_cases() -> Iterator[tuple[str, str, Callable[[Path], Path]]]:
 
 def transcribe_case(make: Callable[[Path], Path], folder: Path) -> tuple[str, str]:
     folder.mkdir()
-    return run_transcribe(make(folder))
+    path = make(folder)
+    if path.name.startswith(LOCKED):
+        path.chmod(0)
+    return run_transcribe(path)
 
 
 def prepare_case(
@@ -447,10 +483,15 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(one_case(name, target, run, args.case_seconds))
         if args.long_file:
             outcomes.append(long_file_case(work))
+        unlock(work)  # so that the temp folder can be deleted
     results = Counter(o.result for o in outcomes)
     findings = [o for o in outcomes if o.finding]
     print(f"{len(outcomes)} cases in {time.monotonic() - started:.0f} s: "
           + ", ".join(f"{n} {r}" for r, n in results.most_common()))  # fmt: skip
+    if not reads_unreadable_files():
+        print("unreadable-file cases: the files were unreadable to the code under test")
+    else:
+        print("unreadable-file cases: NOT TESTED, root reads any file (run as another user, or with setpriv)")
     for finding in findings[:20]:
         print(f"FINDING {finding.finding}: {finding.case} -> {finding.target}: {finding.detail}")
     if args.long_file:
@@ -460,5 +501,37 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if findings else 0
 
 
+def unlock(folder: Path) -> None:
+    """Gives every folder under ``folder`` back its permissions (the unreadable-folder cases)."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            os.chmod(entry.path, 0o700)
+            unlock(Path(entry.path))
+
+
+def reads_unreadable_files() -> bool:
+    """Whether this process reads a file with no read permission (root, with its override)."""
+    with tempfile.NamedTemporaryFile() as probe:
+        os.chmod(probe.name, 0)
+        try:
+            open(probe.name, "rb").close()
+        except PermissionError:
+            return False
+    return True
+
+
+def without_root_override() -> None:
+    """Re-runs this command as root without the power to read any file (``setpriv``), so that the
+    unreadable-file cases test something; ``setpriv`` missing or refused: carries on as it is."""
+    setpriv = shutil.which("setpriv")
+    if os.environ.get(UNPRIVILEGED) or not setpriv or not reads_unreadable_files():
+        return
+    drop = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    if subprocess.run([*drop, "true"], capture_output=True).returncode == 0:
+        os.environ[UNPRIVILEGED] = "1"
+        os.execv(setpriv, [*drop, sys.executable, *sys.argv])
+
+
 if __name__ == "__main__":
+    without_root_override()
     sys.exit(main())

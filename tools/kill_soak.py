@@ -11,8 +11,9 @@ validation, test). After ``--kills`` kills the run is left to finish, and the ch
 - every epoch appears exactly once in ``train_log.txt``, and ``history.json`` holds each once;
 - no checkpoint left is half-written (each passes :func:`snn_asr.recipes.checkpoints.checkpoint_problem`;
   ones set aside as ``BROKEN+`` are counted);
-- its final dev error against an uninterrupted run's (restarts re-seed the random draws, so equal
-  only where the run is deterministic; the difference is printed).
+- its history (each epoch's training loss and dev error) and its test WER equal an uninterrupted
+  run's exactly: the checkpoints hold the random generators' state, and training on the CPU is
+  deterministic, so a resumed run computes what the uninterrupted one did.
 
 Run::
 
@@ -108,13 +109,16 @@ def main(argv: list[str] | None = None) -> int:
              "--size", "tiny", "--jobs", "1", "--fsdd", str(FSDD)],
             check=True, capture_output=True,
         )  # fmt: skip
+    prepare = "from snn_asr.dispatch import prepare; prepare('cpu')"  # the compiled loops, outside the timing
+    subprocess.run([sys.executable, "-c", prepare], cwd=ROOT, check=True, capture_output=True)
     clean = work / "clean"
     started = time.monotonic()
     subprocess.run(recipe(data, clean, args.epochs), cwd=work, check=True, capture_output=True)
     full_run = time.monotonic() - started
     print(f"uninterrupted run: {full_run:.0f} s")
     phases: Counter = Counter()
-    kills, problems, rounds, broken, dev = 0, [], 0, 0, []
+    kills, problems, rounds, broken = 0, [], 0, 0
+    expected = outcome(clean)
     while kills < args.kills:  # a run that finishes before enough kills: another from scratch
         rounds += 1
         soaked = work / f"soaked{rounds}"
@@ -129,13 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         found, aside = check_run(data, soaked, work, args.epochs)
         problems += [f"run {rounds}: {problem}" for problem in found]
         broken += aside
-        if (soaked / "history.json").is_file():
-            dev.append(json.loads((soaked / "history.json").read_text())[-1]["valid_error_rate"])
-    clean_dev = json.loads((clean / "history.json").read_text())[-1]["valid_error_rate"]
+        if not found and outcome(soaked) != expected:
+            problems.append(f"run {rounds}: history or test WER {outcome(soaked)}, uninterrupted {expected}")
     print(f"{kills} kills over {rounds} runs: " + ", ".join(f"{n} {p}" for p, n in phases.most_common()))
+    losses = ", ".join(f"{loss:.4f}" for loss, _ in expected[0])
     print(
-        f"checkpoints set aside as half-written: {broken}; last dev error: uninterrupted {clean_dev:.2f}, "
-        f"killed runs {', '.join(f'{d:.2f}' for d in dev)}"
+        f"checkpoints set aside as half-written: {broken}; every killed run's history and test WER equal "
+        f"the uninterrupted run's: {not problems} (training losses {losses}; test WER {expected[1]})"
     )
     for problem in problems:
         print(f"PROBLEM: {problem}")
@@ -143,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         "OK: finished, every epoch logged once, no half-written checkpoint used" if not problems else "FAILED"
     )
     return 1 if problems else 0
+
+
+def outcome(run: Path) -> tuple[list[tuple[float, float]], str]:
+    """A finished run's (training loss, dev error) per epoch and its test WER line."""
+    history = json.loads((run / "history.json").read_text())
+    wer = re.search(r"%WER [\d.]+", (run / "wer_test-clean.txt").read_text())
+    return [(h["train_loss"], h["valid_error_rate"]) for h in history], wer.group(0) if wer else "?"
 
 
 def check_run(data: Path, soaked: Path, work: Path, epochs: int) -> tuple[list[str], int]:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import warnings
@@ -223,11 +224,17 @@ def expand_inputs(inputs: list[str], lists: list[str]) -> Inputs:
         if path == STDIN or not folder.is_dir():
             found.paths.append(path)
             continue
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        unreadable: list[OSError] = []  # rglob would skip a folder it cannot list, silently
+        walk = os.walk(folder, onerror=unreadable.append)
+        files = sorted(Path(root, name) for root, _, names in walk for name in names)
+        files = [p for p in files if p.is_file()]
         audio = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES | RAW_SUFFIXES]
         others = [p for p in files if p not in audio]
         found.paths += [str(p) for p in audio]
-        if not audio:
+        for err in unreadable:
+            fix = "check its permissions (chmod +rx)"
+            found.errors.append(f"folder {err.filename!r} cannot be read ({err.strerror}); {fix}")
+        if not audio and not any(err.filename == str(folder) for err in unreadable):
             what = f"only {len(others)} other files ({_names(others)})" if others else "no files"
             found.errors.append(f"folder {path!r} holds no audio files ({what}); give audio files or folders")
         elif others:

@@ -36,6 +36,7 @@ import speechbrain as sb
 import torch
 from speechbrain.decoders import S2SRNNGreedySearcher
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
+from speechbrain.utils.repro import SaveableGenerator
 
 from snn_asr.neurons import SpikingNeuron
 from snn_asr.ops import OpsReport, count_ops
@@ -151,8 +152,13 @@ class RecipeBrain(sb.Brain):
 
     def on_fit_start(self):
         """SpeechBrain's start (the checkpoint is recovered here), a checkpoint of a model with
-        other settings than this run's (``--hidden_size``, ``--num_layers``, ...) refused in one line."""
+        other settings than this run's (``--hidden_size``, ``--num_layers``, ...) refused in one line.
+
+        The random generators' state is checkpointed too (SpeechBrain's ``SaveableGenerator``), so
+        a resumed run draws what an uninterrupted one would: on the CPU, the same weights."""
         if self.checkpointer is not None:
+            if "generator" not in self.checkpointer.recoverables:
+                self.checkpointer.add_recoverable("generator", SaveableGenerator())
             set_aside_broken_checkpoints(self.checkpointer)
         try:
             super().on_fit_start()

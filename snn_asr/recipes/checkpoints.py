@@ -15,6 +15,10 @@ place, rather than silently starting from scratch; the one exception is a lone c
 file missing or truncated, which is a kill during the run's first save (``save_and_keep_only``
 deletes an older checkpoint only once the new one is whole): it is set aside with a warning
 that training starts from epoch 1.
+
+The same goes for what a run reads from another output folder or keeps beside its checkpoints:
+:func:`sound_checkpoint` picks an RNNLM's best checkpoint that passes these checks (skipping
+broken ones with a warning), and :func:`tokenizer_problem` tells a corrupt sentencepiece model.
 """
 
 from __future__ import annotations
@@ -24,14 +28,21 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import sentencepiece
 import torch
-from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
 
-__all__ = ["BROKEN_PREFIX", "checkpoint_problem", "set_aside_broken_checkpoints"]
+__all__ = [
+    "BROKEN_PREFIX",
+    "checkpoint_problem",
+    "set_aside_broken_checkpoints",
+    "sound_checkpoint",
+    "tokenizer_problem",
+]
 
 logger = logging.getLogger(__name__)
 BROKEN_PREFIX = "BROKEN+"
-TORCH_SAVED = {"optimizer"}  # added by Brain.init_optimizers, after the first check: saved by torch
+TORCH_SAVED = {"optimizer", "generator"}  # added after the recoverables (Brain.init_optimizers, RecipeBrain)
 
 
 def checkpoint_problem(folder: Path, recoverables: dict) -> str | None:
@@ -112,3 +123,50 @@ def set_aside_broken_checkpoints(checkpointer: Checkpointer) -> list[str]:
     for line in warnings:
         logger.warning(line)
     return warnings
+
+
+def sound_checkpoint(checkpointer: Checkpointer, min_key: str) -> Checkpoint:
+    """The checkpoint of lowest ``min_key`` that passes :func:`checkpoint_problem`; broken ones are skipped.
+
+    Nothing is renamed (the folder may be another run's). Each skipped checkpoint gets one warning line.
+
+    Raises
+    ------
+    FileNotFoundError
+        There is no checkpoint with ``min_key``.
+    ValueError
+        Every one is broken (one line, naming the folder and the fix).
+    """
+    candidates = checkpointer.find_checkpoints(min_key=min_key, max_num_checkpoints=None)
+    where = str(checkpointer.checkpoints_dir)
+    if not candidates:
+        raise FileNotFoundError(f"no checkpoint in {where!r}: train it first")
+    problems = []
+    for checkpoint in candidates:
+        problem = checkpoint_problem(checkpoint.path, checkpointer.recoverables)
+        if problem is None:
+            return checkpoint
+        problems.append(problem)
+        logger.warning(f"checkpoint {str(checkpoint.path)!r} is corrupt ({problem}); skipped")
+    raise ValueError(
+        f"every checkpoint in {where!r} is incomplete or corrupt (e.g. {problems[0]}); "
+        "restore them, or train again into a new output folder"
+    )
+
+
+def tokenizer_problem(path: Path) -> str | None:
+    """What is wrong with sentencepiece model ``path`` (one phrase), or ``None`` if it loads.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> garbage = Path(tempfile.mkdtemp()) / "50_unigram.model"
+    >>> _ = garbage.write_bytes(b"not a model")
+    >>> tokenizer_problem(garbage)
+    '50_unigram.model is corrupt (not a sentencepiece model)'
+    """
+    try:
+        sentencepiece.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError):  # sentencepiece: "Internal: could not parse ModelProto", or unreadable
+        return f"{Path(path).name} is corrupt (not a sentencepiece model)"
+    return None

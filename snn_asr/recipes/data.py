@@ -31,6 +31,7 @@ line naming the manifest and the utterance (:meth:`LabelUnits.check`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -51,6 +52,7 @@ from snn_asr.dataio import (
     quiet_stderr,
     read_manifest,
 )
+from snn_asr.recipes.checkpoints import tokenizer_problem
 
 __all__ = [
     "SORTINGS",
@@ -65,6 +67,7 @@ __all__ = [
     "text_datasets",
 ]
 
+logger = logging.getLogger(__name__)
 SORTINGS = ("ascending", "descending", "random")
 
 
@@ -247,6 +250,22 @@ def _expire(made: Sequence[Path], stamp: Path, options: dict, save_folder: Path)
         path.unlink(missing_ok=True)
 
 
+def _remake_if_corrupt(made: Path, problem: str | None, save_folder: Path, also: Sequence[Path] = ()) -> None:
+    """Deletes a corrupt tokenizer or label file ``made`` (and ``also``) so it is made again, with a
+    warning; refused in one line when checkpoints in ``save_folder`` were trained with it."""
+    if problem is None:
+        return
+    if sb.utils.checkpoints.Checkpointer(save_folder).list_checkpoints():
+        raise DataError(
+            f"{str(made)!r}: {problem}, and the checkpoints in {str(save_folder)!r} were trained with it; "
+            f"restore it (an exported model folder keeps a copy as tokenizer.ckpt or label_encoder.txt), "
+            f"or delete {str(save_folder)!r} to start over."
+        )
+    logger.warning(f"{str(made)!r}: {problem}; made again")
+    for path in (made, *also):
+        path.unlink(missing_ok=True)
+
+
 def _write_label_encoder(path: Path, labels: Sequence[str], special_labels: dict, save_folder: Path) -> None:
     """Writes the label encoder of ``labels`` and ``special_labels`` unless ``path`` holds that one."""
     fresh = CTCTextEncoder()
@@ -254,10 +273,14 @@ def _write_label_encoder(path: Path, labels: Sequence[str], special_labels: dict
     fresh.handle_special_labels(special_labels)
     if path.is_file():
         saved = CTCTextEncoder()
-        saved.load(path)
-        if saved.lab2ind == fresh.lab2ind:
-            return
-        _refuse_under_checkpoints(path, save_folder, "labels")
+        try:
+            saved.load(path)
+        except Exception as err:  # SpeechBrain parses each line with ast.literal_eval: many types
+            _remake_if_corrupt(path, f"is corrupt ({type(err).__name__} reading it)", save_folder)
+        else:
+            if saved.lab2ind == fresh.lab2ind:
+                return
+            _refuse_under_checkpoints(path, save_folder, "labels")
     fresh.save(path)
 
 
@@ -290,6 +313,8 @@ def subword_units(hparams: dict, column: str = "wrd") -> SubwordUnits:
     stamp = Path(f"{prefix}.json")
     made = [Path(f"{prefix}.model"), Path(f"{prefix}.vocab"), save / "train.txt"]  # train.txt: the text
     run_on_main(_expire, args=[made, stamp, options, save])
+    if made[0].is_file():
+        run_on_main(_remake_if_corrupt, args=[made[0], tokenizer_problem(made[0]), save, made[1:]])
     tokenizer = SentencePiece(
         model_dir=str(save),
         vocab_size=hparams["vocab_size"],

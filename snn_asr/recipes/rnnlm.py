@@ -27,6 +27,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.decoders.scorer import RescorerBuilder, RNNLMRescorer, RNNLMScorer, ScorerBuilder
 
 from snn_asr.recipes.brain import RecipeBrain
+from snn_asr.recipes.checkpoints import sound_checkpoint, tokenizer_problem
 
 
 class LMBrain(RecipeBrain):
@@ -56,7 +57,10 @@ class LMBrain(RecipeBrain):
 
 
 def load_rnnlm(folder: str | Path, key: str = "lm_model") -> tuple[torch.nn.Module, str]:
-    """The LM trained in experiment ``folder``, with the weights of its lowest-dev-loss checkpoint.
+    """The LM trained in experiment ``folder``, with the weights of its lowest-dev-loss sound checkpoint.
+
+    A corrupt checkpoint is skipped with a warning (the next best is used); a corrupt
+    ``hyperparams.yaml`` or tokenizer copy, or no sound checkpoint, is a one-line ``ValueError``.
 
     Only the ``key`` entry of the saved ``hyperparams.yaml`` is built (nothing else there is
     instantiated, so paths in it need not exist from here); the checkpoints and the copy of
@@ -72,15 +76,28 @@ def load_rnnlm(folder: str | Path, key: str = "lm_model") -> tuple[torch.nn.Modu
     if not hparams_file.is_file():
         raise FileNotFoundError(f"{hparams_file} not found: pass the output folder of the LM recipe")
     yaml = ruamel.yaml.YAML()
-    saved = yaml.load(hparams_file.read_text(encoding="utf-8"))
-    stream = StringIO()
-    yaml.dump({key: saved[key]}, stream)
-    model = load_hyperpyyaml(stream.getvalue())[key]
-    checkpoint = sb.utils.checkpoints.Checkpointer(folder / "save").find_checkpoint(min_key="loss")
-    if checkpoint is None:
-        raise FileNotFoundError(f"no checkpoint of the LM in {folder / 'save'}: train it first")
-    model.load_state_dict(torch.load(checkpoint.paramfiles["model"], map_location="cpu"))
-    return model.eval(), str(folder / "save" / "tokenizer.model")
+    try:
+        saved = yaml.load(hparams_file.read_text(encoding="utf-8"))
+        stream = StringIO()
+        yaml.dump({key: saved[key]}, stream)
+        model = load_hyperpyyaml(stream.getvalue())[key]
+    except Exception as err:  # ruamel, hyperpyyaml and the LM's constructor raise many types
+        reason = " ".join(str(err).split())[:100] or type(err).__name__
+        raise ValueError(
+            f"{hparams_file} is corrupt or not an LM recipe's ({reason}); pass the output folder of the "
+            "LM recipe, or train the LM again"
+        ) from None
+    checkpointer = sb.utils.checkpoints.Checkpointer(folder / "save", recoverables={"model": model})
+    checkpoint = sound_checkpoint(checkpointer, min_key="loss")  # broken ones skipped, never loaded
+    model.load_state_dict(torch.load(checkpoint.paramfiles["model"], map_location="cpu", weights_only=True))
+    tokenizer_file = folder / "save" / "tokenizer.model"
+    problem = tokenizer_problem(tokenizer_file) if tokenizer_file.is_file() else "tokenizer.model is missing"
+    if problem:
+        raise ValueError(
+            f"the LM's tokenizer copy in {folder / 'save'}: {problem}; copy the ASR model's tokenizer "
+            f"(the --tokenizer_file the LM was trained with) to {tokenizer_file}"
+        )
+    return model.eval(), str(tokenizer_file)
 
 
 def load_rnnlm_for(folder: str | Path, tokenizer_file: str | Path) -> torch.nn.Module:

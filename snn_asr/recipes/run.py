@@ -35,6 +35,7 @@ import torch
 from speechbrain.utils.distributed import run_on_main
 
 from snn_asr.recipes.brain import ASRBrain, ctc_beam_searcher
+from snn_asr.recipes.checkpoints import tokenizer_problem
 from snn_asr.recipes.cli import start_experiment
 from snn_asr.recipes.data import SubwordUnits, Units, asr_datasets, text_datasets
 from snn_asr.recipes.ngram import arpa_from_manifest
@@ -179,6 +180,9 @@ def lm_tokenizer(hparams: dict) -> sentencepiece.SentencePieceProcessor:
     given = hparams["tokenizer_file"]
     if not Path(given).is_file():
         raise FileNotFoundError(f"tokenizer_file {given} not found; {TOKENIZER_HINT}")
+    problem = tokenizer_problem(Path(given))
+    if problem:
+        raise ValueError(f"tokenizer_file {given}: {problem}; {TOKENIZER_HINT}")
     tokenizer = sentencepiece.SentencePieceProcessor(model_file=given)
     if tokenizer.get_piece_size() != hparams["vocab_size"]:
         raise ValueError(
@@ -188,6 +192,11 @@ def lm_tokenizer(hparams: dict) -> sentencepiece.SentencePieceProcessor:
     kept = Path(hparams["save_folder"]) / "tokenizer.model"
     if not kept.exists():
         run_on_main(shutil.copyfile, args=[given, kept])
+    elif problem := tokenizer_problem(kept):
+        raise ValueError(
+            f"{kept}: {problem}; it should be the copy of {given} this LM was trained "
+            f"with: copy {given} over it"
+        )
     elif not filecmp.cmp(kept, given, shallow=False):
         raise ValueError(
             f"the LM in {hparams['output_folder']} was trained with another tokenizer ({kept}) than "
