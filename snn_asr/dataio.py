@@ -176,7 +176,9 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     try:
         open(path, "rb").close()
     except OSError as err:  # e.g. no read permission: libsndfile would only say "System error"
-        raise _audio_error(path, f"cannot be read ({err.strerror})", "check its permissions (chmod +r)") from None
+        raise _audio_error(
+            path, f"cannot be read ({err.strerror})", "check its permissions (chmod +r)"
+        ) from None
     try:
         with quiet_stderr():
             info = sf.info(path, verbose=True)

@@ -10,6 +10,8 @@ module sits above both and picks one:
   hand-written BPTT (bit-identical forward);
 - ``"auto"``: the fused recurrence where it applies (:func:`~snn_asr.fastpaths.fused.supports`:
   a stock neuron class, CPU, float32/64), the reference elsewhere;
+- ``"scan"``: :func:`~snn_asr.fastpaths.scan.scan_forward`, the frames in one ``scan`` (eval
+  mode, no padding): what an exported graph (ONNX, :mod:`snn_asr.inference.onnx_export`) traces;
 - event-driven streaming (:class:`~snn_asr.fastpaths.event_driven.EventDrivenRNN`: batch 1,
   eval mode, CPU) works on a whole encoder rather than a layer: :func:`event_driven_stream`.
 
@@ -25,9 +27,10 @@ from torch import nn
 from snn_asr.fastpaths.event_driven import EventDrivenRNN, event_driven_supports
 from snn_asr.fastpaths.fused import fused_forward, supports
 from snn_asr.fastpaths.native import compiled_loops
+from snn_asr.fastpaths.scan import scan_forward
 from snn_asr.neurons.base import NeuronState, SpikingNeuron
 
-IMPLEMENTATIONS = ("auto", "reference", "fused")
+IMPLEMENTATIONS = ("auto", "reference", "fused", "scan")
 """The names :func:`run_layer` (and ``SpikingRNN(implementation=...)``) accepts."""
 
 
@@ -56,7 +59,7 @@ def check_implementation(name: str) -> str:
 
 
 def choose(layer: SpikingNeuron, x: torch.Tensor, implementation: str = "auto") -> str:
-    """The implementation ``run_layer`` uses for ``layer`` on input ``x``: ``"reference"`` or ``"fused"``.
+    """The implementation :func:`run_layer` uses for ``layer`` on ``x``: reference, fused or scan.
 
     Example
     -------
@@ -92,7 +95,7 @@ def run_layer(
     >>> torch.equal(fused, reference)
     True
     """
-    recurrence = fused_forward if choose(layer, x, implementation) == "fused" else None
+    recurrence = {"fused": fused_forward, "scan": scan_forward}.get(choose(layer, x, implementation))
     return layer(x, state, valid, recurrence=recurrence)  # a module call: forward hooks see every path
 
 

@@ -42,6 +42,7 @@ from snn_asr.recipes.checkpoints import BROKEN_PREFIX, checkpoint_problem  # noq
 
 TRAIN = ROOT / "recipes" / "LibriSpeech" / "train.py"
 FSDD = ROOT / "tests" / "data" / "fsdd"
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # every run alike: a thread count changes float sums
 
 
 def recipe(data: Path, out: Path, epochs: int) -> list[str]:
@@ -72,13 +73,12 @@ def phase(out: Path) -> str:
 
 def run_killed(cmd: list[str], out: Path, rng: random.Random, budget: float, to_checkpoint: bool) -> str:
     """Starts the run, SIGKILLs it at a random moment (or as a checkpoint appears); returns the phase."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
-        cmd, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd, cwd=out.parent, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     save = out / "save"
     before = set(save.glob("CKPT+*")) if save.is_dir() else set()
-    deadline = time.monotonic() + (budget if to_checkpoint else rng.uniform(1.0, budget))
+    deadline = time.monotonic() + (2 * budget if to_checkpoint else rng.uniform(1.0, budget))
     while time.monotonic() < deadline and process.poll() is None:
         if to_checkpoint and save.is_dir() and set(save.glob("CKPT+*")) - before:
             time.sleep(rng.uniform(0, 0.02))  # within the save: its files are being written
@@ -112,19 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     prepare = "from snn_asr.dispatch import prepare; prepare('cpu')"  # the compiled loops, outside the timing
     subprocess.run([sys.executable, "-c", prepare], cwd=ROOT, check=True, capture_output=True)
     clean = work / "clean"
-    started = time.monotonic()
-    subprocess.run(recipe(data, clean, args.epochs), cwd=work, check=True, capture_output=True)
-    full_run = time.monotonic() - started
-    print(f"uninterrupted run: {full_run:.0f} s")
+    full_run, first_save = timed_run(recipe(data, clean, args.epochs), clean)
+    print(f"uninterrupted run: {full_run:.0f} s (its first checkpoint after {first_save:.0f} s)")
     phases: Counter = Counter()
     kills, problems, rounds, broken = 0, [], 0, 0
     expected = outcome(clean)
     while kills < args.kills:  # a run that finishes before enough kills: another from scratch
         rounds += 1
         soaked = work / f"soaked{rounds}"
-        while True:
+        while kills < args.kills:  # then check_run lets it finish
             to_checkpoint = kills % 3 == 2
-            where = run_killed(recipe(data, soaked, args.epochs), soaked, rng, full_run, to_checkpoint)
+            left = 1 - epochs_done(soaked) / args.epochs  # a resumed run: start-up, then what is left
+            budget = first_save + (full_run - first_save) * left
+            where = run_killed(recipe(data, soaked, args.epochs), soaked, rng, budget, to_checkpoint)
             if where == "finished before the kill":
                 break
             kills += 1
@@ -149,6 +149,30 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if problems else 0
 
 
+def timed_run(cmd: list[str], out: Path) -> tuple[float, float]:
+    """Runs ``cmd`` to the end: its seconds, and the seconds until its first checkpoint appeared."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        cmd, cwd=out.parent, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    first_save = None
+    while process.poll() is None:
+        if first_save is None and any((out / "save").glob("CKPT+*")):
+            first_save = time.monotonic() - started
+        time.sleep(0.05)
+    if process.returncode != 0:
+        raise SystemExit(
+            f"error: the uninterrupted run failed (status {process.returncode}); see {out}/log.txt"
+        )
+    full_run = time.monotonic() - started
+    return full_run, full_run if first_save is None else first_save
+
+
+def epochs_done(run: Path) -> int:
+    history = run / "history.json"
+    return len(json.loads(history.read_text())) if history.is_file() else 0
+
+
 def outcome(run: Path) -> tuple[list[tuple[float, float]], str]:
     """A finished run's (training loss, dev error) per epoch and its test WER line."""
     history = json.loads((run / "history.json").read_text())
@@ -158,7 +182,9 @@ def outcome(run: Path) -> tuple[list[tuple[float, float]], str]:
 
 def check_run(data: Path, soaked: Path, work: Path, epochs: int) -> tuple[list[str], int]:
     """The checks of a killed run, after one more restart: its problems, and checkpoints set aside."""
-    final = subprocess.run(recipe(data, soaked, epochs), cwd=work, capture_output=True, text=True)
+    final = subprocess.run(
+        recipe(data, soaked, epochs), cwd=work, env=ONE_THREAD, capture_output=True, text=True
+    )
     problems = []
     if final.returncode != 0:
         problems.append(f"the last restart failed: {final.stderr.strip().splitlines()[-1:]}")

@@ -208,8 +208,14 @@ class SpikingASR(EncoderASR):
                 check_model_yaml(folder / kwargs.get("hparams_file", "hyperparams.yaml"))
             except UntrustedModelError as err:
                 raise ModelError(str(err)) from None
+        hparams_file = folder / kwargs.get("hparams_file", "hyperparams.yaml")
+        if folder.is_dir() and re.search(r"^model_folder:", hparams_file.read_text(encoding="utf-8"), re.M):
+            overrides = dict(kwargs.get("overrides") or {})  # an ONNX folder names its graph by the folder
+            kwargs["overrides"] = {**overrides, "model_folder": str(folder.resolve())}
         try:
             asr = super().from_hparams(os.fspath(source), *args, **kwargs)
+        except DataError as err:  # ours, already one line naming the file (an ONNX folder's graph)
+            raise ModelError(str(err)) from None
         except Exception as err:  # torch, sentencepiece and hyperpyyaml raise many types
             if not folder.exists():  # "namespace/name": not here, and not fetched as a Hugging Face repo
                 why = " ".join(str(err).split())[:120]

@@ -64,6 +64,7 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".mp3", ".opus", ".aiff", ".a
 RAW_SUFFIXES = {".raw", ".pcm"}
 """Headerless PCM: read with ``--raw-rate``/``--raw-encoding``, an error naming the fix without them."""
 STDIN = "-"
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def add_raw_options(p: argparse.ArgumentParser, default_rate: int | None = None) -> None:
@@ -87,6 +88,32 @@ def add_model_dir(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="load a model folder whose hyperparams.yaml uses modules beyond speechbrain, snn_asr, torch "
         "and sentencepiece (it runs what it names: only for folders you trust)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="torch, or onnxruntime for a folder of tools/export_onnx.py (auto: what the folder holds)",
+    )
+
+
+def load_model(args: argparse.Namespace, device: str = "cpu"):
+    """The ``SpikingASR`` of ``MODEL_DIR``, after checking ``--backend`` against what the folder holds."""
+    from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
+
+    folder = Path(args.model_dir)
+    onnx = (folder / "model.onnx").is_file()
+    if args.backend == "onnxruntime" and not onnx and folder.is_dir():
+        raise DataError(
+            f"{str(folder)!r} is a torch model folder; export it for onnxruntime first: "
+            f"python tools/export_onnx.py {folder} OUT_DIR, then pass OUT_DIR"
+        )
+    if args.backend == "torch" and onnx:
+        raise DataError(f"{str(folder)!r} is an ONNX folder (model.onnx): pass --backend onnxruntime")
+    if onnx and device != "cpu":
+        raise DataError(f"the onnxruntime backend runs on the CPU here; drop --device {device}")
+    return SpikingASR.from_hparams(
+        source=args.model_dir, run_opts={"device": device}, local_only=True, trust_code=args.trust_model_code
     )
 
 
@@ -298,18 +325,12 @@ def check_outputs(args: argparse.Namespace, count: int) -> list[str]:
 
 def transcribe(args: argparse.Namespace, out: TextIO) -> int:
     """Runs ``snn-asr transcribe``; returns the exit status."""
-    from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
 
     found = expand_inputs(args.inputs, args.list)
     if not found.paths and not found.errors:
         raise DataError("no input files (give audio files, folders, - for stdin, or --list FILE)")
     formats = check_outputs(args, len(found.paths))
-    asr = SpikingASR.from_hparams(
-        source=args.model_dir,
-        run_opts={"device": args.device},
-        local_only=True,
-        trust_code=args.trust_model_code,
-    )
+    asr = load_model(args, args.device)
     asr.event_driven = args.event_driven
     beam, lm = asr.folder_decoding()  # the folder's own settings, unless told otherwise
     beam = beam if args.beam is None else args.beam
@@ -404,10 +425,9 @@ def pcm_blocks(args: argparse.Namespace, block_frames: int) -> Iterator[bytes]:
 
 def stream(args: argparse.Namespace, out: TextIO) -> int:
     """Runs ``snn-asr stream``; returns the exit status."""
-    from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
     from snn_asr.inference.streaming import LiveTranscriber
 
-    asr = SpikingASR.from_hparams(source=args.model_dir, local_only=True, trust_code=args.trust_model_code)
+    asr = load_model(args)
     if args.raw_rate != asr.sample_rate:
         raise DataError(
             f"the model expects {asr.sample_rate} Hz and the stream is {args.raw_rate} Hz; resample it "

@@ -178,11 +178,15 @@ class SpikeQuantizer(nn.Module):
 
     @property
     def scale(self) -> torch.Tensor:
-        """The bias-corrected running scale ``M`` (1.0 before any update)."""
-        if int(self.steps) == 0:
-            return torch.ones((), device=self.ema.device)
+        """The bias-corrected running scale ``M`` (1.0 before any update).
+
+        Tensor ops only, no Python branch on ``steps``, so that an exported graph
+        (:mod:`snn_asr.fastpaths.scan`) computes it as eager code does.
+        """
         correction = 1.0 - self.momentum ** self.steps.to(self.ema.dtype)
-        return (self.ema / correction).clamp_min(1e-8)
+        return torch.where(
+            self.steps == 0, torch.ones_like(self.ema), (self.ema / correction).clamp_min(1e-8)
+        )
 
     @torch.no_grad()
     def fold(self, top: torch.Tensor) -> None:

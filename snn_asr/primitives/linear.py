@@ -45,6 +45,7 @@ took 20 us on oneDNN against 7 us on MKL."""
 def _onednn_applies(rows: int, weight: torch.Tensor, x_dtype: torch.dtype, x_device: torch.device) -> bool:
     return (
         _ONEDNN is not None
+        and not torch.compiler.is_compiling()  # an exported graph (ONNX) has no oneDNN op: F.linear
         and x_device.type == "cpu"
         and weight.device.type == "cpu"
         and x_dtype == torch.float32
