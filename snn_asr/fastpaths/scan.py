@@ -5,7 +5,10 @@ frame runs the reference's own :meth:`~snn_asr.neurons.base.SpikingNeuron.step` 
 ``torch._higher_order_ops.scan.scan`` (the scan that ``torch.export`` captures and
 ``torch.onnx`` writes as an ONNX ``Scan``: no public API offers it yet), so the graph takes any
 number of frames, and the layer state goes in and comes out. Inference only (eval mode), on
-whole sequences of one length (no padding mask). Tested to match the reference loop exactly.
+whole sequences of one length (no padding mask). Run eagerly, torch compiles the scan's body
+(as it does for every higher-order op), and the compiled body can round a membrane's sum in
+the last bit otherwise than the loop: the tests hold the spikes equal to the reference's and
+the state within float32 rounding (1e-5 relative).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def scan_forward(
     >>> x = torch.randn(2, 9, 4)
     >>> spikes, final = scan_forward(layer, x)
     >>> reference, last = layer(x)
-    >>> bool(torch.equal(spikes, reference)), all(torch.equal(a, b) for a, b in zip(final, last))
+    >>> close = all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(final, last))
+    >>> bool(torch.equal(spikes, reference)), close
     (True, True)
     """
     if not scan_supports(layer, valid):

@@ -222,6 +222,7 @@ class SpikingASR(EncoderASR):
                 hub = f"does not exist, nor could it be fetched from the Hugging Face hub ({why})"
                 raise ModelError(f"model folder {str(folder)!r} {hub}; {fix}.") from err
             raise ModelError(_describe_load_error(folder, err)) from err
+        _check_graph_fits(asr)
         prepare(asr.device)  # a first build of the CPU loops is announced here, not timed in a decode
         asr.folder = folder if folder.is_dir() else None
         return asr
@@ -498,6 +499,23 @@ class SpikingASR(EncoderASR):
             ops = count_ops(encoder, feats) if report else None
             encoded = encoder.out if report else encoder(feats)
             yield self.parts.log_softmax(self.parts.ctc_lin(encoded)).cpu(), ops
+
+
+def _check_graph_fits(asr: SpikingASR) -> None:
+    """A one-line :class:`ModelError` for an ONNX folder whose graph does not fit its tokenizer or Fbank."""
+    enc = asr.parts.enc
+    if not hasattr(enc, "vocab_size"):  # a torch encoder: its checkpoint was checked on loading
+        return
+    fix = "the folder mixes two exports; export it again with tools/export_onnx.py"
+    tokens, n_mels = len(asr.vocabulary()), asr.parts.compute_features.compute_fbanks.n_mels
+    if enc.vocab_size != tokens:
+        raise ModelError(
+            f"{str(enc.model_file)!r} outputs {enc.vocab_size} tokens, the tokenizer has {tokens}; {fix}"
+        )
+    if enc.input_size != n_mels:
+        raise ModelError(
+            f"{str(enc.model_file)!r} takes {enc.input_size} features, the Fbank gives {n_mels}; {fix}"
+        )
 
 
 def _check_device(device: str) -> None:

@@ -76,7 +76,7 @@ class ExportedChain(nn.Module):
     >>> log_probs, state, spikes = chain(feats, chain.initial_state(1))
     >>> reference = asr.parts.log_softmax(asr.parts.ctc_lin(asr.parts.enc(asr.parts.normalize(feats))[0]))
     >>> bool(torch.equal(log_probs, reference)), tuple(state.shape)
-    (True, (2, 3, 1, 64))
+    (True, (2, 3, 1, 256))
     """
 
     def __init__(self, parts: nn.Module):
