@@ -82,7 +82,8 @@ def test_round_trip_and_stock_encoder_asr(pretrained, asr, tmp_path):
     files = training_files(corpus)[:4]
     texts = [asr.transcribe_file(f) for f in files]
     assert sum(bool(t) for t in texts) >= 3  # trained enough to say something on its training data
-    assert [stock.transcribe_file(str(f)) for f in files] == texts
+    # EncoderASR keeps sentencepiece's spacing (a lone "▁" piece beside a word's makes two spaces)
+    assert [" ".join(stock.transcribe_file(str(f)).split()) for f in files] == texts
     wavs = [load_audio(f) for f in files[:2]]
     batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
     lens = torch.tensor([len(w) / batch.shape[1] for w in wavs])

@@ -12,7 +12,8 @@ checkpoint of ``save/CKPT+*`` (lowest ``error_rate``) and writes to the model fo
   ``encoder`` (as ``enc``), ``ctc_lin`` and ``log_softmax`` definitions, wired as SpeechBrain's
   ``EncoderASR`` expects (``encoder``, ``tokenizer``, ``decoding_function``, ``modules``,
   ``pretrainer``), so ``speechbrain.inference.ASR.EncoderASR`` and
-  ``snn_asr.inference.SpikingASR`` both load it;
+  ``snn_asr.inference.SpikingASR`` both load it; for a causal ``SpikingRNN`` with a sentencepiece
+  tokenizer also what ``speechbrain.inference.ASR.StreamingASR`` needs (:data:`STREAMING`);
 - ``model.ckpt`` (``ModuleList[enc, ctc_lin]``), ``normalizer.ckpt`` (global Fbank statistics);
 - ``tokenizer.ckpt``: the run's sentencepiece model (LibriSpeech) or 48-phone label encoder (TIMIT);
 - ``lm.arpa``: the n-gram the recipe built for beam search, if any;
@@ -59,7 +60,7 @@ encoder: !new:speechbrain.nnet.containers.LengthsCapableSequential
 audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
     sample_rate: !ref <sample_rate>
 tokenizer: {tokenizer}
-decoding_function: !name:speechbrain.decoders.ctc_greedy_decode
+decoding_function: !name:snn_asr.inference.streaming_ctc.ctc_greedy_decode  # EncoderASR's and StreamingASR's
     blank_id: !ref <blank_index>
 
 modules:
@@ -71,6 +72,34 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         normalizer: !ref <normalize>
         tokenizer: !ref <tokenizer>
 """
+
+
+STREAMING = """
+# SpeechBrain's StreamingASR: Fbank chunk by chunk, the encoder's state as its context, greedy CTC
+fea_streaming_extractor: !new:snn_asr.inference.fbank_stream.StreamingFbank
+    compute_features: !ref <compute_features>
+    normalize: !ref <normalize>
+proj_enc: !new:torch.nn.Sequential
+    - !ref <ctc_lin>
+    - !ref <log_softmax>
+make_decoder_streaming_context: !name:snn_asr.inference.streaming_ctc.CTCStreamingContext
+make_tokenizer_streaming_context: !name:snn_asr.inference.streaming_ctc.SpmStreamingContext
+tokenizer_decode_streaming: !name:snn_asr.inference.streaming_ctc.spm_decode_streaming
+"""
+"""What ``StreamingASR`` needs beside the EncoderASR wiring: written for a causal ``SpikingRNN`` with a
+sentencepiece tokenizer (its modules ``enc`` and ``proj_enc`` join ``modules``)."""
+STREAMING_MODULES = "    enc: !ref <enc>\n    proj_enc: !ref <proj_enc>\n"
+
+
+def streaming_applies(hparams: dict, tokenizer: str) -> bool:
+    """Whether the run's model streams in SpeechBrain's ``StreamingASR``: a unidirectional
+    ``SpikingRNN`` (its state is the context) with a sentencepiece tokenizer."""
+    encoder = hparams["encoder"]
+    spiking = encoder.tag.value.removeprefix("!new:") in (
+        "snn_asr.SpikingRNN",
+        "snn_asr.encoders.spiking_rnn.SpikingRNN",
+    )
+    return spiking and not encoder.get("bidirectional", False) and "sentencepiece" in tokenizer
 
 
 def fail(message: str) -> SystemExit:
@@ -125,7 +154,13 @@ def inference_yaml(hparams: dict, tokenizer: str, header: str) -> str:
         out["enc" if key == "encoder" else key] = hparams[key]
     buffer = io.StringIO()
     ruamel.yaml.YAML().dump(out, buffer)
-    return header + buffer.getvalue() + WIRING.format(tokenizer=tokenizer)
+    wiring = WIRING.format(tokenizer=tokenizer)
+    if streaming_applies(hparams, tokenizer):
+        wiring = wiring.replace(
+            "    encoder: !ref <encoder>\n", "    encoder: !ref <encoder>\n" + STREAMING_MODULES
+        )
+        wiring += STREAMING
+    return header + buffer.getvalue() + wiring
 
 
 def best_checkpoint(save: Path):

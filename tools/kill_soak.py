@@ -3,9 +3,10 @@
 
 The run: the LibriSpeech recipe on a tiny connected-digit corpus made from the repository's FSDD
 sample (2 x 32 v2 neurons, ``--epochs`` epochs, greedy test decoding). Each kill lands at a random
-moment of the run's life, or (every third) just as a new checkpoint folder appears, to catch a
-save half-written; the log's last line tells what it interrupted (a batch, a checkpoint save,
-validation, test). After ``--kills`` kills the run is left to finish, and the checks are:
+moment of the run's life, or (one in five each) just as a new checkpoint folder appears, to catch
+a save half-written, or just after validation starts; the log tells what it interrupted (start-up,
+a batch, validation, a checkpoint save, test: the recipes' Brain logs each stage as it starts).
+After ``--kills`` kills the run is left to finish, and the checks are:
 
 - it finished (exit status 0, its test error file written);
 - every epoch appears exactly once in ``train_log.txt``, and ``history.json`` holds each once;
@@ -54,6 +55,10 @@ def recipe(data: Path, out: Path, epochs: int) -> list[str]:
     ]  # fmt: skip
 
 
+STAGE_STARTS = {"train": "a batch", "valid": "validation", "test": "test"}
+"""The recipes' Brain logs ``<stage> stage starts``: what a kill after that line interrupted."""
+
+
 def phase(out: Path) -> str:
     """What the run was doing, from the last lines of its log."""
     log = out / "log.txt"
@@ -64,29 +69,43 @@ def phase(out: Path) -> str:
         return "start-up"
     if "Saved an end-of-epoch checkpoint" in last or "Deleted checkpoint" in last:
         return "after a checkpoint save"
-    if "Loading a checkpoint" in last or "test" in last.lower():
-        return "test"
-    if "epoch:" in last:
-        return "validation or next epoch"
-    return "a batch"
+    for line in reversed(lines):
+        for stage, where in STAGE_STARTS.items():
+            if f"{stage} stage starts" in line:
+                return where
+    return "start-up"
 
 
-def run_killed(cmd: list[str], out: Path, rng: random.Random, budget: float, to_checkpoint: bool) -> str:
-    """Starts the run, SIGKILLs it at a random moment (or as a checkpoint appears); returns the phase."""
+def stage_starts(out: Path, stage: str) -> int:
+    log = out / "log.txt"
+    return log.read_text(errors="replace").count(f"{stage} stage starts") if log.is_file() else 0
+
+
+def run_killed(cmd: list[str], out: Path, rng: random.Random, budget: float, target: str) -> str:
+    """Starts the run and SIGKILLs it: at a random moment (``target`` "random"), within the next
+    checkpoint save ("save") or the next validation ("valid"); returns what it interrupted."""
     process = subprocess.Popen(
         cmd, cwd=out.parent, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     save = out / "save"
     before = set(save.glob("CKPT+*")) if save.is_dir() else set()
-    deadline = time.monotonic() + (2 * budget if to_checkpoint else rng.uniform(1.0, budget))
+    validations = stage_starts(out, "valid")
+    waiting = target != "random"
+    deadline = time.monotonic() + (2 * budget if waiting else rng.uniform(1.0, budget))
+    reached = False
     while time.monotonic() < deadline and process.poll() is None:
-        if to_checkpoint and save.is_dir() and set(save.glob("CKPT+*")) - before:
+        if target == "save" and save.is_dir() and set(save.glob("CKPT+*")) - before:
             time.sleep(rng.uniform(0, 0.02))  # within the save: its files are being written
+            reached = True
             break
-        time.sleep(0.005 if to_checkpoint else 0.05)
+        if target == "valid" and stage_starts(out, "valid") > validations:
+            time.sleep(rng.uniform(0, 0.05))  # within the dev set's batches
+            reached = True
+            break
+        time.sleep(0.005 if waiting else 0.05)
     if process.poll() is not None:
         return "finished before the kill"
-    where = "during a checkpoint save" if to_checkpoint and set(save.glob("CKPT+*")) - before else phase(out)
+    where = "during a checkpoint save" if target == "save" and reached else phase(out)
     process.send_signal(signal.SIGKILL)
     process.wait()
     return where
@@ -121,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         rounds += 1
         soaked = work / f"soaked{rounds}"
         while kills < args.kills:  # then check_run lets it finish
-            to_checkpoint = kills % 3 == 2
+            target = {2: "save", 4: "valid"}.get(kills % 5, "random")
             left = 1 - epochs_done(soaked) / args.epochs  # a resumed run: start-up, then what is left
             budget = first_save + (full_run - first_save) * left
-            where = run_killed(recipe(data, soaked, args.epochs), soaked, rng, budget, to_checkpoint)
+            where = run_killed(recipe(data, soaked, args.epochs), soaked, rng, budget, target)
             if where == "finished before the kill":
                 break
             kills += 1

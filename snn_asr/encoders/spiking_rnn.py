@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,6 +31,13 @@ def reverse_valid(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     source = torch.where(index < frames, frames - 1 - index, index)
     source = source.view(*source.shape, *([1] * (x.dim() - 2))).expand_as(x)
     return x.gather(1, source)
+
+
+@dataclass
+class SpikingRNNStreamingContext:
+    """SpeechBrain's streaming context for :class:`SpikingRNN`: the layers' state after the last chunk."""
+
+    state: torch.Tensor | None = None
 
 
 class SpikingRNN(nn.Module):
@@ -206,3 +214,30 @@ class SpikingRNN(nn.Module):
                 finals.append(torch.stack(final))
             h = torch.cat(outputs, dim=-1) if self.bidirectional else outputs[0]  # cat of one would copy
         return h, torch.stack(finals)
+
+    def make_streaming_context(self, config: object = None) -> SpikingRNNStreamingContext:
+        """A fresh context for :meth:`forward_streaming` (SpeechBrain's ``StreamingASR`` contract).
+
+        ``config`` (a ``DynChunkTrainConfig``) changes nothing: a causal encoder's context is its
+        state, whatever the chunk size.
+        """
+        if self.bidirectional:
+            raise ValueError("a bidirectional SpikingRNN needs the whole sequence: it cannot stream")
+        return SpikingRNNStreamingContext()
+
+    def forward_streaming(self, x: torch.Tensor, context: SpikingRNNStreamingContext) -> torch.Tensor:
+        """Encodes the next chunk (batch, time, features) from ``context``'s state, which it updates.
+
+        Example
+        -------
+        >>> enc = SpikingRNN(8, input_size=4).eval()
+        >>> x, context = torch.randn(1, 30, 4), enc.make_streaming_context()
+        >>> chunks = torch.cat([enc.forward_streaming(x[:, i : i + 10], context) for i in (0, 10, 20)], 1)
+        >>> bool(torch.equal(chunks, enc(x)[0]))
+        True
+        """
+        if x.shape[1] == 0:  # a chunk too short to bring out a frame (StreamingASR's feature extractor)
+            directions = 2 if self.bidirectional else 1
+            return x.new_zeros(x.shape[0], 0, self.hidden_size * directions)
+        out, context.state = self(x, hx=context.state)
+        return out

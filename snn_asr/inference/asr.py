@@ -38,6 +38,7 @@ from torch import nn
 
 from snn_asr.dataio import DataError, load_audio
 from snn_asr.dispatch import event_driven_stream, prepare
+from snn_asr.inference.fbank_stream import MIN_CHUNK_FRAMES, fbank_context_frames, fbank_frames
 from snn_asr.inference.trust import UntrustedModelError, check_model_yaml
 from snn_asr.ops import OpsReport, count_ops
 
@@ -46,14 +47,6 @@ __all__ = ["LM_FILE", "MIN_CHUNK_FRAMES", "ModelError", "Segment", "SpikingASR",
 LM_FILE = "lm.arpa"
 SPM_SPACE = "▁"
 REEXPORT = "re-export the model with: python tools/export_model.py <recipe_output_folder> <model_dir>"
-
-MIN_CHUNK_FRAMES = 16
-"""Fewest frames in a chunk of chunked decoding: shorter requests are raised to it, and a file's
-short tail joins the chunk before it. BLAS libraries run products of few rows on other kernels,
-which round differently: MKL on an Intel Xeon, with a transposed weight (``F.linear``, SpeechBrain's
-Fbank), below 16 rows (measured for inputs of 40 to 2048). With at least 16 frames a chunk's products
-run on the kernels a whole-file pass uses, and its rows come out bit for bit the same; without it,
-a file's last few frames differed in the last bit, and a spike fed by them could flip."""
 
 
 def chunk_bounds(total: int, chunk_frames: int) -> list[tuple[int, int]]:
@@ -444,28 +437,13 @@ class SpikingASR(EncoderASR):
             yield self.parts.normalize(feats if floor is None else torch.max(feats, floor))
 
     def exact_frames(self, signal: torch.Tensor, f0: int, f1: int, first: int = 0) -> torch.Tensor:
-        """Fbank frames ``f0:f1`` (1, f1 - f0, n_mels) as a whole-file Fbank has them, before its floor.
-
-        Each is computed on the waveform plus the neighbouring samples its STFT window reaches.
-        ``signal`` holds the stream from frame ``first`` on (``first * hop`` samples dropped, at
-        least :meth:`context_frames` before ``f0`` kept). Fbank floors each call at its own
-        maximum - ``top_db``; that floor is left to the caller (the file's, or a stream's so far).
-        """
-        fbank = self.parts.compute_features
-        hop, margin = fbank.compute_STFT.hop_length, self.context_frames()
-        s0 = max(0, f0 - margin)
-        assert s0 >= first, "the stream was trimmed past the samples frame f0 needs"
-        top_db, fbank.compute_fbanks.top_db = fbank.compute_fbanks.top_db, float("inf")
-        try:
-            feats = fbank(signal[None, (s0 - first) * hop : (f1 + margin - first) * hop])
-        finally:
-            fbank.compute_fbanks.top_db = top_db
-        return feats[:, f0 - s0 : f1 - s0]
+        """Fbank frames ``f0:f1`` (1, f1 - f0, n_mels) as a whole-file Fbank has them, before its floor
+        (:func:`~snn_asr.inference.fbank_stream.fbank_frames`)."""
+        return fbank_frames(self.parts.compute_features, signal, f0, f1, first)
 
     def context_frames(self) -> int:
         """Frames of samples an STFT window reaches on each side of its frame (``ceil(n_fft / 2 / hop)``)."""
-        stft = self.parts.compute_features.compute_STFT
-        return -(-(stft.n_fft // 2) // stft.hop_length)
+        return fbank_context_frames(self.parts.compute_features)
 
     def encoder_runner(self, report: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
         """``run(feats) -> encoded`` for (1, frames, n_mels) chunks, carrying the encoder's state.

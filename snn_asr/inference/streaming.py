@@ -2,8 +2,8 @@
 
 :class:`LiveTranscriber` takes samples in pieces of any size and decodes them with greedy CTC,
 carrying the encoder's state from chunk to chunk (event-driven on CPU by default). Each chunk's
-Fbank frames are those of a whole-file Fbank (:meth:`SpikingASR.exact_frames`), every chunk holds
-at least :data:`~snn_asr.inference.asr.MIN_CHUNK_FRAMES` frames, and only the log-Mel floor
+Fbank frames are those of a whole-file Fbank (:class:`~snn_asr.inference.fbank_stream.FbankStream`),
+every chunk holds at least :data:`~snn_asr.inference.asr.MIN_CHUNK_FRAMES` frames, and only the log-Mel floor
 differs: a file's is ``top_db`` below its loudest frame, a stream's ``top_db`` below its loudest
 frame so far. Given the file's peak (``peak``), a piped file's final texts, joined, equal
 ``snn-asr transcribe``'s greedy text of it, token for token (tested); where an endpoint falls
@@ -20,7 +20,6 @@ whole-file decoding; endpoints only cut the text.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import torch
 
 from snn_asr.inference.asr import MIN_CHUNK_FRAMES, SpikingASR, ctc_runs
 from snn_asr.inference.endpointing import Endpointing, hop_levels_db
+from snn_asr.inference.fbank_stream import FbankStream
 
 __all__ = ["Endpointing", "LiveTranscriber", "StreamEvent"]
 
@@ -96,49 +96,35 @@ class LiveTranscriber:
             raise ValueError("this model's encoder cannot stream (bidirectional, or no carried state)")
         self.asr, self.endpointing = asr, endpointing or Endpointing()
         self.chunk = max(chunk_frames, MIN_CHUNK_FRAMES)
-        self.hop = asr.parts.compute_features.compute_STFT.hop_length
-        self.margin = asr.context_frames()
-        filterbank = asr.parts.compute_features.compute_fbanks
-        self.top_db = filterbank.top_db if filterbank.log_mel else None
-        self.peak = -math.inf if peak is None else peak  # the floor is top_db below it
+        self.fbank = FbankStream(asr.parts.compute_features, peak)  # the floor is top_db below the peak
         self.encoder: Callable[[torch.Tensor], torch.Tensor] = asr.encoder_runner()
-        self.buffer = torch.zeros(0)
-        self.first = 0  # the frame the buffer starts at
-        self.received = 0  # samples
         self.done = 0  # frames decoded
         self.timings: list[ChunkTiming] = []
         self.utterance = _Utterance(0, asr.blank_index)
 
     def push(self, samples: torch.Tensor) -> list[StreamEvent]:
         """Adds (samples,) float samples at the model's rate; returns the events they complete."""
-        self.buffer = torch.cat([self.buffer, samples.float().flatten()])
-        self.received += samples.numel()
-        computable = self.received // self.hop - self.margin  # frames whose STFT windows have arrived
+        self.fbank.push(samples)
         events = []
-        while computable - self.done >= self.chunk + MIN_CHUNK_FRAMES:  # never leave a short last chunk
+        while self.fbank.computable - self.done >= self.chunk + MIN_CHUNK_FRAMES:  # never a short last chunk
             events += self._decode(self.done + self.chunk)
         return events
 
     def finish(self) -> list[StreamEvent]:
         """Decodes what is left at the end of the stream; returns its events, the last utterance's final."""
         events = []
-        total = self.received // self.hop + 1  # as a whole-file (centred) Fbank counts them
-        if self.received and total > self.done:
-            events += self._decode(total)
+        if self.fbank.total > self.done:
+            events += self._decode(self.fbank.total)
         return events + self._final()
 
     def _decode(self, end: int) -> list[StreamEvent]:
         started = time.perf_counter()
-        feats = self.asr.exact_frames(self.buffer, self.done, end, first=self.first)
-        if self.top_db is not None:
-            self.peak = max(self.peak, float(feats.amax()))
-            feats = torch.max(feats, torch.tensor(self.peak - self.top_db))
+        hop, first = self.fbank.hop, self.fbank.first
+        energies = hop_levels_db(self.fbank.buffer[(self.done - first) * hop :], hop, end - self.done)
+        feats = self.fbank.take(end)
         with torch.no_grad():
             encoded = self.encoder(self.asr.parts.normalize(feats))
             best = self.asr.parts.ctc_lin(encoded)[0].argmax(-1).cpu()
-        energies = hop_levels_db(
-            self.buffer[(self.done - self.first) * self.hop :], self.hop, end - self.done
-        )
         self.timings.append(
             ChunkTiming((end - self.done) * self.asr.frame_shift, time.perf_counter() - started)
         )
@@ -153,19 +139,12 @@ class LiveTranscriber:
                 events += self._final(next_start=self.done + offset + 1)
                 start = self.done + offset + 1
         self.utterance.best.append(best[start - self.done :])
-        self._trim(end)
         self.done = end
         text = self._text()
         if text != self.utterance.text:
             self.utterance.text = text
             events.append(StreamEvent("partial", text, *self._span(end)))
         return events
-
-    def _trim(self, end: int) -> None:
-        """Drops samples no frame from ``end`` on needs (keeps ``margin`` frames of context)."""
-        keep_from = max(self.first, end - self.margin)
-        self.buffer = self.buffer[(keep_from - self.first) * self.hop :]
-        self.first = keep_from
 
     def _text(self) -> str:
         best = torch.cat([torch.tensor([self.utterance.before]), *self.utterance.best])

@@ -150,6 +150,10 @@ class RecipeBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
 
+    def on_stage_start(self, stage, epoch=None):
+        """Logs each stage (``train``, ``valid``, ``test``) as it starts: a killed run's log says where."""
+        logger.info(f"{stage.name.lower()} stage starts" + (f" (epoch {epoch})" if epoch else ""))
+
     def on_fit_start(self):
         """SpeechBrain's start (the checkpoint is recovered here), a checkpoint of a model with
         other settings than this run's (``--hidden_size``, ``--num_layers``, ...) refused in one line.
@@ -393,6 +397,7 @@ class ASRBrain(RecipeBrain):
         return loss
 
     def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
         if stage == sb.Stage.TRAIN:
             self.epoch_started = time.monotonic()
         else:
