@@ -4,7 +4,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -61,23 +60,17 @@ def test_snn_recipe_learns_phones_and_writes_its_reports(mini_timit, tmp_path):
     assert all(0 < r < 1 for r in ops["spike_rates"].values())
 
 
-def test_killed_run_resumes_from_its_checkpoint(mini_timit, tmp_path):
+def test_broken_or_mismatched_checkpoints_are_refused_in_one_line(mini_timit, tmp_path):
+    """(A killed run resuming, every epoch logged once, is tests/test_kill_soak.py's.)"""
     out = tmp_path / "resume"
-    cmd = recipe(mini_timit, out, "--number_of_epochs", "3", "--hidden_size", "32", "--beam_size", "0")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (out / "train_log.txt").exists():
-        time.sleep(0.5)
-    proc.kill()
-    proc.wait()
-    assert len(dev_error_rates(out)) == 1  # killed during epoch 2
+    cmd = recipe(mini_timit, out, "--number_of_epochs", "1", "--hidden_size", "32", "--beam_size", "0")
     subprocess.run(cmd, check=True, cwd=tmp_path, capture_output=True)
-    epochs = re.findall(r"^epoch: (\d+)", (out / "train_log.txt").read_text(), flags=re.M)
-    assert epochs == ["1", "2", "3"]
     saved = sorted((out / "save").glob("CKPT+*"))
     originals = {path: (path / "model.ckpt").read_bytes() for path in saved}
-    for path in saved:  # every checkpoint truncated: refused, not a silent start from scratch
-        (path / "model.ckpt").write_bytes(originals[path][:1000])
+    for path in saved:  # every checkpoint corrupt (a flipped byte): refused, not a silent fresh start
+        damaged = bytearray(originals[path])
+        damaged[len(damaged) // 2] ^= 0xFF
+        (path / "model.ckpt").write_bytes(bytes(damaged))
     more = recipe(mini_timit, out, "--number_of_epochs", "4", "--hidden_size", "32", "--beam_size", "0")
     proc = subprocess.run(more, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -47,11 +47,11 @@ class OnnxEncoder(nn.Module):
     threads : int
         onnxruntime's intra-op threads (0: its default, every core).
 
-    Example
-    -------
-    >>> enc = OnnxEncoder("model.onnx")  # doctest: +SKIP
-    >>> log_probs, state = enc(torch.randn(1, 50, 40))  # doctest: +SKIP
-    >>> more, state = enc(torch.randn(1, 20, 40), hx=state)  # doctest: +SKIP
+    Use (a folder of ``tools/export_onnx.py``; ``tests/test_onnx.py`` runs it)::
+
+        enc = OnnxEncoder("exported/snn-an4-onnx/model.onnx")
+        log_probs, state = enc(torch.randn(1, 50, 40))
+        more, state = enc(torch.randn(1, 20, 40), hx=state)  # the next 20 frames
     """
 
     def __init__(self, model_file: str | os.PathLike, threads: int = 0):
