@@ -6,7 +6,9 @@ recurrence, the ONNX export in onnxruntime in float32 and with int8 weights
 (``tools/export_onnx.py --int8``). Two ways: the whole file in one call, and streaming in
 chunks of ``--chunk-ms`` with the state carried (torch: the dense encoder and the event-driven
 one). Times are medians over interleaved rounds; ratios are against torch whole-file, measured
-in the same run. Features are computed once, outside the timing.
+in the same run. Features are computed once, outside the timing. It also counts the frames where
+a spike of the last layer differs between torch and onnxruntime (float rounding: see
+docs/inference.md), and where the CTC argmax does.
 
 Run::
 
@@ -98,6 +100,14 @@ def main() -> None:
         f"onnxruntime fp32, {args.chunk_ms} ms chunks": onnx_stream("fp32"),
         f"onnxruntime int8, {args.chunk_ms} ms chunks": onnx_stream("int8"),
     }
+    differing = flipped_files = argmax = 0
+    with torch.no_grad():  # parity at the level of spikes: the last layer's, every frame
+        for x, r in zip(feats, raw):
+            spikes = enc(x)[0]
+            log_probs, _, onnx_spikes = runtimes["fp32"].run(r)
+            flips = (spikes != onnx_spikes).any(-1)
+            differing, flipped_files = differing + int(flips.sum()), flipped_files + bool(flips.any())
+            argmax += int((head(spikes).argmax(-1) != log_probs.argmax(-1)).sum())
     times = interleaved_medians(cases, args.repeats)
     base = times["torch, whole file"]
     rows = [
@@ -106,6 +116,10 @@ def main() -> None:
     ]
     print(f"{len(files)} files from {folder}, {frames} frames ({frames / 100:.0f} s of audio)")
     print(table(["path", "us/frame", "RTF", "speed vs torch whole file"], rows))
+    print(
+        f"onnxruntime fp32 vs torch: {differing} of {frames} frames with a last-layer spike differing, in "
+        f"{flipped_files} of {len(files)} files; CTC argmax differs on {argmax} frames"
+    )
 
 
 if __name__ == "__main__":
