@@ -178,3 +178,8 @@ def test_the_folder_carries_sherpa_onnx_metadata_and_tokens(onnx_digits):
     assert meta["vocab_size"] == "24" and meta["subsampling_factor"] == "1" and meta["normalize_type"] == ""
     tokens = (onnx_digits / "tokens.txt").read_text().splitlines()
     assert tokens[0] == "<blk> 0" and len(tokens) == 24
+
+
+def test_report_on_the_onnxruntime_backend_says_it_has_no_op_counts(onnx_digits, capsys):
+    assert snn_asr_main(["transcribe", str(onnx_digits), str(FILES[0]), "--report"]) == 0
+    assert "no op counts (the encoder is not torch's here" in capsys.readouterr().err

@@ -394,11 +394,14 @@ def report_line(path: str, transcript) -> str:
     """``--report`` line: real-time factor, mean spike rate, multiplications per frame and vs a GRU."""
     ops = transcript.ops
     rates = ops.spike_rates()
+    timing = (
+        f"{path}: {transcript.duration:.2f} s audio in {transcript.seconds:.2f} s (RTF {transcript.rtf:.3f})"
+    )
+    if not rates and not ops.mults:  # an ONNX graph: its layers are not torch modules to count
+        return f"{timing}; no op counts (the encoder is not torch's here: count them with --backend torch)"
     spikes = f"spike rate {sum(rates.values()) / len(rates):.3f}" if rates else "no spiking layers"
     return (
-        f"{path}: {transcript.duration:.2f} s audio in {transcript.seconds:.2f} s "
-        f"(RTF {transcript.rtf:.3f}); "
-        f"{spikes}; {ops.mults * ops.utterances / max(1, ops.frames):,.0f} mults/frame, "
+        f"{timing}; {spikes}; {ops.mults * ops.utterances / max(1, ops.frames):,.0f} mults/frame, "
         f"{ops.ratio_to_gru:.3f} x a same-size GRU"
     )
 
