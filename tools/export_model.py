@@ -40,7 +40,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # snn_asr without installing
 from snn_asr.dataio import DataError, read_manifest  # noqa: E402
-from snn_asr.inference.asr import LM_FILE  # noqa: E402
+from snn_asr.inference.asr import CHAIN_YAML, LM_FILE  # noqa: E402
 
 PARTS = ("compute_features", "normalize", "encoder", "ctc_lin", "log_softmax")
 SCALARS = {"sample_rate": 16000, "blank_index": 0, "beam_size": 0, "lm_weight": 0.5, "lm_bonus": 1.0}
@@ -51,13 +51,7 @@ WIRING = """
 # Inference chain: waveform -> Fbank -> frozen global normalisation -> encoder -> CTC log-probs
 asr_model: !new:torch.nn.ModuleList
     - [!ref <enc>, !ref <ctc_lin>]
-encoder: !new:speechbrain.nnet.containers.LengthsCapableSequential
-    compute_features: !ref <compute_features>
-    normalize: !ref <normalize>
-    enc: !ref <enc>
-    ctc_lin: !ref <ctc_lin>
-    log_softmax: !ref <log_softmax>
-audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
+{chain}audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
     sample_rate: !ref <sample_rate>
 tokenizer: {tokenizer}
 decoding_function: !name:snn_asr.inference.streaming_ctc.ctc_greedy_decode  # EncoderASR's and StreamingASR's
@@ -154,7 +148,7 @@ def inference_yaml(hparams: dict, tokenizer: str, header: str) -> str:
         out["enc" if key == "encoder" else key] = hparams[key]
     buffer = io.StringIO()
     ruamel.yaml.YAML().dump(out, buffer)
-    wiring = WIRING.format(tokenizer=tokenizer)
+    wiring = WIRING.format(tokenizer=tokenizer, chain=CHAIN_YAML)
     if streaming_applies(hparams, tokenizer):
         wiring = wiring.replace(
             "    encoder: !ref <encoder>\n", "    encoder: !ref <encoder>\n" + STREAMING_MODULES

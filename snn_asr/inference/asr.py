@@ -42,9 +42,27 @@ from snn_asr.inference.fbank_stream import MIN_CHUNK_FRAMES, fbank_context_frame
 from snn_asr.inference.trust import UntrustedModelError, check_model_yaml
 from snn_asr.ops import OpsReport, count_ops
 
-__all__ = ["LM_FILE", "MIN_CHUNK_FRAMES", "ModelError", "Segment", "SpikingASR", "Transcript", "chunk_bounds"]
+__all__ = [
+    "CHAIN_YAML",
+    "LM_FILE",
+    "MIN_CHUNK_FRAMES",
+    "ModelError",
+    "Segment",
+    "SpikingASR",
+    "Transcript",
+    "chunk_bounds",
+]
 
 LM_FILE = "lm.arpa"
+CHAIN_YAML = """encoder: !new:speechbrain.nnet.containers.LengthsCapableSequential
+    compute_features: !ref <compute_features>
+    normalize: !ref <normalize>
+    enc: !ref <enc>
+    ctc_lin: !ref <ctc_lin>
+    log_softmax: !ref <log_softmax>
+"""
+"""A model folder's inference chain, as :attr:`SpikingASR.parts` reads it (and SpeechBrain's
+``EncoderASR`` runs it): the YAML both exporters write (tools/export_model.py, ONNX export)."""
 SPM_SPACE = "▁"
 REEXPORT = "re-export the model with: python tools/export_model.py <recipe_output_folder> <model_dir>"
 

@@ -56,6 +56,7 @@ from tqdm import tqdm
 from snn_asr.dataio import AudioError, DataError, load_audio, read_text_lines
 from snn_asr.inference.endpointing import Endpointing
 from snn_asr.inference.formats import FORMATS, MANY_FILE_FORMATS, SUFFIXES, CueOptions, write_result
+from snn_asr.inference.onnx_runtime import ONNX_FILE
 from snn_asr.locking import exclusive
 from snn_asr.raw_pcm import RAW_ENCODINGS, read_raw_pcm
 from snn_asr.stderr_capture import quiet_stderr
@@ -102,14 +103,14 @@ def load_model(args: argparse.Namespace, device: str = "cpu"):
     from snn_asr.inference.asr import SpikingASR  # deferred: speechbrain is slow to import
 
     folder = Path(args.model_dir)
-    onnx = (folder / "model.onnx").is_file()
+    onnx = (folder / ONNX_FILE).is_file()
     if args.backend == "onnxruntime" and not onnx and folder.is_dir():
         raise DataError(
             f"{str(folder)!r} is a torch model folder; export it for onnxruntime first: "
             f"python tools/export_onnx.py {folder} OUT_DIR, then pass OUT_DIR"
         )
     if args.backend == "torch" and onnx:
-        raise DataError(f"{str(folder)!r} is an ONNX folder (model.onnx): pass --backend onnxruntime")
+        raise DataError(f"{str(folder)!r} is an ONNX folder ({ONNX_FILE}): pass --backend onnxruntime")
     if onnx and device != "cpu":
         raise DataError(f"the onnxruntime backend runs on the CPU here; drop --device {device}")
     return SpikingASR.from_hparams(

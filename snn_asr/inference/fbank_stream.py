@@ -15,6 +15,8 @@ centred STFT adds a frame to every call, so its frames drift from the whole file
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from speechbrain.lobes.features import Fbank
@@ -28,6 +30,7 @@ __all__ = [
     "fbank_context_frames",
     "fbank_frames",
     "floored_values",
+    "unfloored",
 ]
 
 MIN_CHUNK_FRAMES = 16
@@ -45,6 +48,16 @@ def fbank_context_frames(fbank: Fbank) -> int:
     return -(-(stft.n_fft // 2) // stft.hop_length)
 
 
+@contextmanager
+def unfloored(fbank: Fbank) -> Iterator[Fbank]:
+    """``fbank`` without its log-Mel floor (``top_db`` below each call's maximum) while in the block."""
+    top_db, fbank.compute_fbanks.top_db = fbank.compute_fbanks.top_db, float("inf")
+    try:
+        yield fbank
+    finally:
+        fbank.compute_fbanks.top_db = top_db
+
+
 def fbank_frames(fbank: Fbank, signal: torch.Tensor, f0: int, f1: int, first: int = 0) -> torch.Tensor:
     """Fbank frames ``f0:f1`` (1, f1 - f0, n_mels) as a whole-file Fbank has them, before its floor.
 
@@ -58,19 +71,16 @@ def fbank_frames(fbank: Fbank, signal: torch.Tensor, f0: int, f1: int, first: in
     >>> fbank = Fbank(n_mels=40)
     >>> wav = torch.randn(16000)
     >>> whole = fbank(wav[None])
-    >>> top_db, fbank.compute_fbanks.top_db = fbank.compute_fbanks.top_db, float("inf")
     >>> part = fbank_frames(fbank, wav, 30, 60)
+    >>> top_db = fbank.compute_fbanks.top_db
     >>> bool(torch.equal(part, torch.max(whole[:, 30:60], whole.amax() - top_db)))
     True
     """
     hop, margin = fbank.compute_STFT.hop_length, fbank_context_frames(fbank)
     s0 = max(0, f0 - margin)
     assert s0 >= first, "the stream was trimmed past the samples frame f0 needs"
-    top_db, fbank.compute_fbanks.top_db = fbank.compute_fbanks.top_db, float("inf")
-    try:
+    with unfloored(fbank):
         feats = fbank(signal[None, (s0 - first) * hop : (f1 + margin - first) * hop])
-    finally:
-        fbank.compute_fbanks.top_db = top_db
     return feats[:, f0 - s0 : f1 - s0]
 
 
@@ -83,11 +93,8 @@ def floored_values(fbank: Fbank, signal: torch.Tensor) -> int:
     >>> floored_values(Fbank(n_mels=40), torch.randn(8000))
     0
     """
-    top_db, fbank.compute_fbanks.top_db = fbank.compute_fbanks.top_db, float("inf")
-    try:
+    with unfloored(fbank):
         raw = fbank(signal[None])
-    finally:
-        fbank.compute_fbanks.top_db = top_db
     return int((fbank(signal[None]) != raw).sum())
 
 

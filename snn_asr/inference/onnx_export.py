@@ -26,33 +26,34 @@ import torch
 from torch import nn
 
 from snn_asr.encoders.spiking_rnn import SpikingRNN
-from snn_asr.inference.asr import LM_FILE, SpikingASR
-from snn_asr.inference.onnx_runtime import FEATURES, LOG_PROBS, SPIKES, STATE, STATE_OUT, OnnxEncoder
+from snn_asr.inference.asr import CHAIN_YAML, LM_FILE, SpikingASR
+from snn_asr.inference.onnx_runtime import (
+    FEATURES,
+    LOG_PROBS,
+    ONNX_FILE,
+    SPIKES,
+    STATE,
+    STATE_OUT,
+    OnnxEncoder,
+)
 
 __all__ = ["ONNX_FILE", "OPSET", "ExportedChain", "export_onnx", "quantize_int8"]
 
-ONNX_FILE = "model.onnx"
 OPSET = 18
 COPIED = ("sample_rate", "blank_index", "beam_size", "lm_weight", "lm_bonus", "compute_features",
           "audio_normalizer", "tokenizer", "decoding_function")  # fmt: skip
 """Entries of the torch folder's YAML the ONNX folder keeps as they are."""
 
-WIRING = """
+WIRING = f"""
 # Normalisation, encoder and CTC head are the ONNX graph: the chain below is Fbank -> model.onnx.
 model_folder: .  # SpikingASR.from_hparams sets it to the folder it loads
 normalize: !new:torch.nn.Identity
 enc: !new:snn_asr.inference.onnx_runtime.OnnxEncoder
-    model_file: !ref <model_folder>/model.onnx
+    model_file: !ref <model_folder>/{ONNX_FILE}
 ctc_lin: !new:torch.nn.Identity
 log_softmax: !new:torch.nn.Identity
 
-encoder: !new:speechbrain.nnet.containers.LengthsCapableSequential
-    compute_features: !ref <compute_features>
-    normalize: !ref <normalize>
-    enc: !ref <enc>
-    ctc_lin: !ref <ctc_lin>
-    log_softmax: !ref <log_softmax>
-
+{CHAIN_YAML}
 modules:
     encoder: !ref <encoder>
 
@@ -128,7 +129,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) 
     n-gram and card where the model folder has them. Returns ``out_dir/model.onnx``.
 
     Raises a one-line ``ValueError`` for a model it cannot export (not a unidirectional
-    ``SpikingRNN``). The export is checked: onnxruntime's output on a test input must match torch's.
+    ``SpikingRNN``). The export is checked: onnxruntime runs the graph on another length and batch.
     """
     import onnx  # optional: pip install 'snn-asr[onnx]'
 
@@ -181,7 +182,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) 
 
 
 def _check_export(chain: ExportedChain, path: Path, n_mels: int) -> None:
-    """onnxruntime against torch on a random input of another length than the export's example."""
+    """Runs the graph in onnxruntime on another length and batch than the export's example, and
+    checks its output's shape against torch's (parity itself is tests/test_onnx.py's)."""
     onnx_encoder = OnnxEncoder(path)
     feats = torch.randn(2, 77, n_mels)
     with torch.no_grad():

@@ -18,8 +18,19 @@ from torch import nn
 
 from snn_asr.dataio import DataError
 
-__all__ = ["FEATURES", "LOG_PROBS", "SPIKES", "STATE", "STATE_OUT", "OnnxEncoder", "onnxruntime_or_fail"]
+__all__ = [
+    "FEATURES",
+    "LOG_PROBS",
+    "ONNX_FILE",
+    "SPIKES",
+    "STATE",
+    "STATE_OUT",
+    "OnnxEncoder",
+    "onnxruntime_or_fail",
+]
 
+ONNX_FILE = "model.onnx"
+"""The graph's file in an ONNX model folder (``tools/export_onnx.py``)."""
 FEATURES, STATE = "feats", "state"
 """The graph's inputs: Fbank (batch, time, n_mels), the layers' state (layers, 3, batch, hidden)."""
 LOG_PROBS, STATE_OUT, SPIKES = "log_probs", "state_out", "spikes"

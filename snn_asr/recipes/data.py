@@ -229,9 +229,14 @@ def bos_eos_tokens(token_ids: list[int], bos_index: int, eos_index: int):
     )
 
 
+def _has_checkpoints(save_folder: Path) -> bool:
+    """Whether ``save_folder`` holds checkpoints (trained with the tokenizer or labels beside them)."""
+    return bool(sb.utils.checkpoints.Checkpointer(save_folder).list_checkpoints())
+
+
 def _refuse_under_checkpoints(made: Path, save_folder: Path, changed: str) -> None:
     """A one-line refusal to remake ``made`` when checkpoints in ``save_folder`` were trained with it."""
-    if made.exists() and sb.utils.checkpoints.Checkpointer(save_folder).list_checkpoints():
+    if made.exists() and _has_checkpoints(save_folder):
         raise DataError(
             f"{str(made)!r} was made from other training transcripts or options than this run's "
             f"(changed: {changed}), and the checkpoints in {str(save_folder)!r} were trained with it; "
@@ -255,7 +260,7 @@ def _remake_if_corrupt(made: Path, problem: str | None, save_folder: Path, also:
     warning; refused in one line when checkpoints in ``save_folder`` were trained with it."""
     if problem is None:
         return
-    if sb.utils.checkpoints.Checkpointer(save_folder).list_checkpoints():
+    if _has_checkpoints(save_folder):
         raise DataError(
             f"{str(made)!r}: {problem}, and the checkpoints in {str(save_folder)!r} were trained with it; "
             f"restore it (an exported model folder keeps a copy as tokenizer.ckpt or label_encoder.txt), "
