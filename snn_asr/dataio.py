@@ -374,12 +374,26 @@ def require_folder(path: str | os.PathLike, what: str, fix: str) -> Path:
     return folder
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file and a rename, so that a process killed
+    while writing leaves the old file or the new one, never half of one.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "history.json"
+    >>> atomic_write_text(out, "[]")
+    >>> out.read_text(), sorted(p.name for p in out.parent.iterdir())
+    ('[]', ['history.json'])
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_manifest(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Path:
@@ -428,7 +442,7 @@ def write_manifest(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -
         seen.add(row["ID"])
     if path.suffix == ".json":
         data = {row["ID"]: {c: row[c] for c in columns if c != "ID"} for row in rows}
-        _atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return path
     if path.suffix != ".csv":
         raise ValueError(f"manifest path must end in .csv or .json: {path}")
@@ -445,7 +459,7 @@ def write_manifest(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -
 
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(lines)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue())
     return path
 
 
@@ -554,4 +568,4 @@ def is_prepared(
 
 def mark_prepared(options_file: str | os.PathLike, options: Mapping[str, Any]) -> None:
     """Saves ``options`` as JSON; call after all outputs are written (see :func:`is_prepared`)."""
-    _atomic_write(Path(options_file), json.dumps(_normalized(options), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(Path(options_file), json.dumps(_normalized(options), indent=2, sort_keys=True) + "\n")

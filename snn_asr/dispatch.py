@@ -8,14 +8,18 @@ module sits above both and picks one:
   one step per frame, autograd through every op;
 - ``"fused"``: :func:`~snn_asr.fastpaths.fused.fused_forward`, the CPU recurrence with a
   hand-written BPTT (bit-identical forward);
-- ``"auto"``: the fused recurrence where it applies (:func:`~snn_asr.fastpaths.fused.supports`:
-  a stock neuron class, CPU, float32/64), the reference elsewhere;
+- ``"auto"``: on CUDA the Triton recurrence where it applies
+  (:func:`~snn_asr.fastpaths.triton_recurrence.triton_supports`: a stock neuron class, float32),
+  on CPU the fused one (:func:`~snn_asr.fastpaths.fused.supports`: a stock neuron class,
+  float32/64), the reference elsewhere;
+- ``"triton"``: :func:`~snn_asr.fastpaths.triton_recurrence.triton_forward`, the GPU recurrence
+  (Triton kernels, cuBLAS for ``U``, hand-written BPTT); ``"auto"`` picks it for CUDA tensors;
 - ``"scan"``: :func:`~snn_asr.fastpaths.scan.scan_forward`, the frames in one ``scan`` (eval
   mode, no padding): what an exported graph (ONNX, :mod:`snn_asr.inference.onnx_export`) traces;
 - event-driven streaming (:class:`~snn_asr.fastpaths.event_driven.EventDrivenRNN`: batch 1,
   eval mode, CPU) works on a whole encoder rather than a layer: :func:`event_driven_stream`.
 
-A new fast path (the GPU recurrence, say) adds its name to :data:`IMPLEMENTATIONS`, its
+A new fast path adds its name to :data:`IMPLEMENTATIONS`, its
 ``supports`` test to :func:`choose` and its call to :func:`run_layer`; nothing else changes.
 """
 
@@ -28,9 +32,10 @@ from snn_asr.fastpaths.event_driven import EventDrivenRNN, event_driven_supports
 from snn_asr.fastpaths.fused import fused_forward, supports
 from snn_asr.fastpaths.native import compiled_loops
 from snn_asr.fastpaths.scan import scan_forward
+from snn_asr.fastpaths.triton_recurrence import triton_forward, triton_supports
 from snn_asr.neurons.base import NeuronState, SpikingNeuron
 
-IMPLEMENTATIONS = ("auto", "reference", "fused", "scan")
+IMPLEMENTATIONS = ("auto", "reference", "fused", "scan", "triton")
 """The names :func:`run_layer` (and ``SpikingRNN(implementation=...)``) accepts."""
 
 
@@ -59,7 +64,7 @@ def check_implementation(name: str) -> str:
 
 
 def choose(layer: SpikingNeuron, x: torch.Tensor, implementation: str = "auto") -> str:
-    """The implementation :func:`run_layer` uses for ``layer`` on ``x``: reference, fused or scan.
+    """The implementation :func:`run_layer` uses for ``layer`` on ``x``: an :data:`IMPLEMENTATIONS` name.
 
     Example
     -------
@@ -70,6 +75,8 @@ def choose(layer: SpikingNeuron, x: torch.Tensor, implementation: str = "auto") 
     """
     check_implementation(implementation)
     if implementation == "auto":
+        if x.device.type == "cuda" and triton_supports(layer, x):
+            return "triton"
         return "fused" if supports(layer, x) else "reference"
     return implementation
 
@@ -95,7 +102,8 @@ def run_layer(
     >>> torch.equal(fused, reference)
     True
     """
-    recurrence = {"fused": fused_forward, "scan": scan_forward}.get(choose(layer, x, implementation))
+    paths = {"fused": fused_forward, "scan": scan_forward, "triton": triton_forward}
+    recurrence = paths.get(choose(layer, x, implementation))
     return layer(x, state, valid, recurrence=recurrence)  # a module call: forward hooks see every path
 
 

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import speechbrain as sb
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from snn_asr.dataio import DataError, write_manifest
+from snn_asr.dataio import DataError, atomic_write_text, write_manifest
+from snn_asr.recipes.brain import ASRBrain
 from snn_asr.recipes.data import label_units, order_training_set, subword_units
 from snn_asr.recipes.ngram import arpa_from_manifest
 
@@ -100,6 +102,33 @@ def test_a_corrupt_label_encoder_is_written_again_or_refused_under_checkpoints(t
             label_units(hparams, "phn")
     else:
         assert len(label_units(hparams, "phn").vocabulary()) == 4 and encoder.read_text() == good
+
+
+def epoch_record(epoch: int) -> dict:
+    stats = {"loss": 2.0, "error_rate": 50.0}
+    return {"epoch": epoch, "lr": 1.0, "train_loss": 3.0, "train_seconds": 1.0, "stats": stats}
+
+
+def test_a_write_that_dies_before_its_rename_leaves_the_old_file(tmp_path, monkeypatch):
+    history = tmp_path / "history.json"
+    atomic_write_text(history, "[1]")
+    monkeypatch.setattr(os, "replace", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(history, "[1, 2]")
+    assert history.read_text() == "[1]" and [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
+def test_history_appends_epochs_and_sets_an_unreadable_one_aside(tmp_path, caplog):
+    brain = SimpleNamespace(hparams=SimpleNamespace(output_folder=str(tmp_path)))
+    ASRBrain.record_epoch(brain, epoch_record(1))
+    ASRBrain.record_epoch(brain, epoch_record(2))
+    history = tmp_path / "history.json"
+    assert [h["epoch"] for h in json.loads(history.read_text())] == [1, 2]
+    history.write_text("")  # what a kill in the middle of a plain write_text left (CI, stop 26)
+    ASRBrain.record_epoch(brain, epoch_record(3))
+    assert [h["epoch"] for h in json.loads(history.read_text())] == [3]
+    assert (tmp_path / "history.json.unreadable").read_text() == ""
+    assert "history.json was not readable JSON: set aside as history.json.unreadable" in caplog.text
 
 
 def test_unknown_characters_are_unk_not_the_ctc_blank(tmp_path):

@@ -187,14 +187,22 @@ def timed_run(cmd: list[str], out: Path) -> tuple[float, float]:
     return full_run, full_run if first_save is None else first_save
 
 
-def epochs_done(run: Path) -> int:
+def read_history(run: Path) -> list[dict] | None:
+    """The run's ``history.json`` (``[]`` before its first epoch); ``None`` where it is unreadable."""
     history = run / "history.json"
-    return len(json.loads(history.read_text())) if history.is_file() else 0
+    try:
+        return json.loads(history.read_text()) if history.is_file() else []
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def epochs_done(run: Path) -> int:
+    return len(read_history(run) or [])
 
 
 def outcome(run: Path) -> tuple[list[tuple[float, float]], str]:
     """A finished run's (training loss, dev error) per epoch and its test WER line."""
-    history = json.loads((run / "history.json").read_text())
+    history = read_history(run) or []
     wer = re.search(r"%WER [\d.]+", (run / "wer_test-clean.txt").read_text())
     return [(h["train_loss"], h["valid_error_rate"]) for h in history], wer.group(0) if wer else "?"
 
@@ -211,10 +219,11 @@ def check_run(data: Path, soaked: Path, work: Path, epochs: int) -> tuple[list[s
     logged = re.findall(r"^epoch: (\d+),", log.read_text(), flags=re.M) if log.is_file() else []
     if logged != [str(e) for e in range(1, epochs + 1)]:
         problems.append(f"train_log.txt epochs {logged}, not 1..{epochs} once each")
-    runs = soaked / "history.json"
-    history = [h["epoch"] for h in json.loads(runs.read_text())] if runs.is_file() else []
-    if history != list(range(1, epochs + 1)):
-        problems.append(f"history.json epochs {history}")
+    history = read_history(soaked)
+    if history is None:
+        problems.append("history.json is not readable JSON (half-written?)")
+    elif [h["epoch"] for h in history] != list(range(1, epochs + 1)):
+        problems.append(f"history.json epochs {[h['epoch'] for h in history]}")
     save = soaked / "save"
     for ckpt in save.glob("CKPT+*"):
         problem = checkpoint_problem(ckpt, {})

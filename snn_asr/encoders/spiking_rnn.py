@@ -79,8 +79,9 @@ class SpikingRNN(nn.Module):
     input_quant_bits : int, optional
         Quantize the input features to this many bits (threshold 0), as in the paper.
     implementation : str
-        The layers' recurrence: ``"auto"`` (fused where it applies), ``"fused"`` or
-        ``"reference"``; settable later. :mod:`snn_asr.dispatch` makes the choice.
+        The layers' recurrence: ``"auto"`` (Triton on CUDA, fused on CPU, where they apply),
+        ``"fused"``, ``"triton"``, ``"scan"`` or ``"reference"``; settable later.
+        :mod:`snn_asr.dispatch` makes the choice.
     scale_update : str
         When the running scales ``M`` move in training: ``"batch"`` (default: once per batch,
         over its valid frames) or ``"frame"`` (the paper's: every frame); see

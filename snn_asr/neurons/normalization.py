@@ -91,6 +91,8 @@ class MaskedBatchNorm(nn.BatchNorm1d):
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """Normalizes ``x`` of shape (batch, time, features); ``valid`` is (batch, time) bool."""
+        if self.weight is not None and x.dtype != self.weight.dtype:  # autocast: normalize in float32,
+            x = x.to(self.weight.dtype)  # as autocast does for layer_norm (the drive feeds the recurrence)
         if not self.training and self.running_mean is not None:  # running statistics: frame by frame
             return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
         momentum = 0.0 if self.momentum is None else self.momentum

@@ -38,6 +38,7 @@ from speechbrain.decoders import S2SRNNGreedySearcher
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.utils.repro import SaveableGenerator
 
+from snn_asr.dataio import atomic_write_text
 from snn_asr.neurons import SpikingNeuron
 from snn_asr.ops import OpsReport, count_ops
 from snn_asr.recipes.checkpoints import set_aside_broken_checkpoints
@@ -419,15 +420,19 @@ class ASRBrain(RecipeBrain):
             check = cross_check_wer(self.error_metrics)
             if isinstance(self.units, SubwordUnits):  # scored in words: their characters too
                 check["cer"] = character_error_rates(self.error_metrics)
-            self.wer_file.with_suffix(".json").write_text(json.dumps(check, indent=1))
+            atomic_write_text(self.wer_file.with_suffix(".json"), json.dumps(check, indent=1))
 
     def record_epoch(self, record: dict) -> None:
-        """Appends this epoch (losses, dev error, train time) to ``history.json``; redraws the curves."""
+        """Appends this epoch (losses, dev error, train time) to ``history.json``; redraws the curves.
+
+        The file is replaced whole (:func:`~snn_asr.dataio.atomic_write_text`): a kill while it is
+        written leaves the previous epochs' file, and the resumed run appends this epoch again.
+        """
         if not sb.utils.distributed.if_main_process():
             return
         epoch = record["epoch"]
         path = Path(self.hparams.output_folder) / "history.json"
-        history = json.loads(path.read_text()) if path.exists() else []
+        history = _read_history(path)
         history = [h for h in history if h["epoch"] < epoch]
         history.append(
             {
@@ -438,7 +443,7 @@ class ASRBrain(RecipeBrain):
                 "train_seconds": record["train_seconds"],
             }
         )
-        path.write_text(json.dumps(history, indent=1))
+        atomic_write_text(path, json.dumps(history, indent=1))
         training_curves(
             [h["epoch"] for h in history],
             {
@@ -560,3 +565,21 @@ def _capture(store: dict, name: str):
         store[name] = (spikes, valid)
 
     return hook
+
+
+def _read_history(path: Path) -> list[dict]:
+    """``history.json``'s epochs; one left unreadable (by an older version, or by hand) is set aside."""
+    if not path.exists():
+        return []
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        aside = path.with_name(path.name + ".unreadable")
+        path.replace(aside)
+        logger.warning(
+            "%s was not readable JSON: set aside as %s; the curves restart from this epoch "
+            "(train_log.txt still has every epoch)",
+            path,
+            aside.name,
+        )
+        return []

@@ -20,6 +20,7 @@ the fix, never a traceback:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import gc
 import io
@@ -106,6 +107,9 @@ def load_recipe(argv: list[str], recipe_dir: str | Path, required: dict[str, str
         raise RecipeError(
             f"bad command-line option: {reason} (see python {sys.argv[0]} hparams/<model>.yaml --help)"
         ) from None
+    if not any(arg.split("=")[0] == "--distributed_backend" for arg in argv):
+        backend = ddp_backend(run_opts.get("device") or "cpu")
+        run_opts = dataclasses.replace(run_opts, distributed_backend=backend)  # RunOptions is frozen
     pairs = check_overrides(overrides, hparams_file)
     with open(hparams_file, encoding="utf-8") as fin:
         try:
@@ -259,6 +263,17 @@ def check_overrides(overrides: str, hparams_file: str | Path) -> list[tuple[str,
             f"{_text(default)}){example}"
         )
     return pairs
+
+
+def ddp_backend(device: str) -> str:
+    """The ``torchrun`` backend unless ``--distributed_backend`` is given: NCCL on CUDA, gloo on CPU.
+
+    Example
+    -------
+    >>> ddp_backend("cuda:0"), ddp_backend("cpu")
+    ('nccl', 'gloo')
+    """
+    return "nccl" if str(device).startswith("cuda") else "gloo"
 
 
 def start_experiment(argv: list[str], recipe_dir: str | Path, required: dict[str, str] | None = None):

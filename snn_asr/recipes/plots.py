@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -61,9 +62,12 @@ def training_curves(epochs: Sequence[int], series: Mapping[str, Sequence[float]]
 
 
 def _save(fig, path: str | Path) -> Path:
+    """Saves through a temporary file and a rename: a killed run never leaves half a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    partial = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    fig.savefig(partial, dpi=110)
     plt.close(fig)
+    os.replace(partial, path)
     return path
