@@ -84,8 +84,11 @@ def test_the_graph_takes_any_length_and_chunks_give_the_whole_files_output(onnx_
 
 def test_onnxruntime_and_torch_agree_at_the_spike_level_and_any_flip_is_float_rounding(onnx_digits):
     """Each spike of the last layer compared, every frame of the bundled model's files. Where a
-    spike differs, every layer's membranes at its first frame differ by float rounding only (the
-    two runtimes sum in other orders): a membrane that close to a firing level flips its spike."""
+    spike differs, find the first frame and lowest layer where any spike differs (an earlier
+    layer's flip may reach the last layer frames later): up to that layer the membranes differ by
+    float rounding only, the two runtimes summing in other orders. The membranes integrate that
+    rounding, so it grows with the frames (1e-4 after 60 frames here, against a quantization step
+    of 0.17), hence atol 1e-3. A membrane that close to a level flips its spike."""
     torch_asr, onnx_asr = (
         SpikingASR.from_hparams(source=str(DIGITS)),
         SpikingASR.from_hparams(source=str(onnx_digits)),
@@ -103,11 +106,17 @@ def test_onnxruntime_and_torch_agree_at_the_spike_level_and_any_flip_is_float_ro
             expected = parts.log_softmax(parts.ctc_lin(spikes))
             assert torch.allclose(log_probs, expected, atol=1e-4)
             continue
-        first = int(flips.nonzero()[0]) + 1
-        with torch.no_grad():
-            _, torch_state = parts.enc(parts.normalize(feats[:, :first]))
-        _, onnx_state, _ = onnx_asr.parts.enc.run(feats[:, :first])
-        assert torch.allclose(torch_state[:, 1], onnx_state[:, 1], rtol=1e-4, atol=1e-4)  # the voltages
+        last_layer_flip = int(flips.nonzero()[0]) + 1
+        for first in range(1, last_layer_flip + 1):  # the first frame where any layer's spike differs
+            with torch.no_grad():
+                _, torch_state = parts.enc(parts.normalize(feats[:, :first]))
+            _, onnx_state, _ = onnx_asr.parts.enc.run(feats[:, :first])
+            if not torch.equal(torch_state[:, 2], onnx_state[:, 2]):  # each layer's last spikes
+                break
+        differs = [not torch.equal(a, b) for a, b in zip(torch_state[:, 2], onnx_state[:, 2])]
+        upto = differs.index(True) + 1  # the layers below the first that flipped saw the same input
+        voltages = torch_state[:upto, 1], onnx_state[:upto, 1]
+        assert torch.allclose(*voltages, rtol=1e-4, atol=1e-3)
     print(f"onnxruntime vs torch: {differing} of {frames} frames with a spike differing ({len(FILES)} files)")
     assert differing < frames / 2
 
