@@ -92,6 +92,9 @@ def test_hparams_variants_differ_only_in_the_encoder(recipe, variant):
         "    threshold:",
         "scale_update:",
         "    scale_update:",
+        # the spiking encoders' sparsity controls (snn.yaml's encoder block)
+        *("threshold:", "unsigned:", "surrogate:", "detach_reset:", "spike_rate_penalty:"),
+        *("spike_rate_target:", "    unsigned:", "    surrogate:", "    detach_reset:"),
     )
     assert changed and all(line[1:].startswith(allowed) for line in changed), changed
 

@@ -134,3 +134,24 @@ def test_augmented_training_runs_and_logs_a_finite_loss(mini_timit, tmp_path):
     assert len(history) == 1 and 0 < history[0]["train_loss"] < 1e3
     hparams = (out / "hyperparams.yaml").read_text()
     assert "augment: true" in hparams.lower()
+
+
+def test_sparsity_controls_train_from_the_command_line_and_log_rates(mini_timit, tmp_path):
+    out = tmp_path / "sparse"
+    cmd = recipe(mini_timit, out, "--number_of_epochs", "1", "--hidden_size", "32", "--beam_size", "0")
+    controls = ["--spike_rate_penalty", "0.5", "--unsigned", "True", "--threshold", "[7, 15]"]
+    controls += ["--surrogate", "firing", "--phone_lm_order", "0"]
+    subprocess.run([*cmd, *controls], check=True, cwd=tmp_path)
+    (epoch,) = json.loads((out / "history.json").read_text())
+    assert set(epoch["train_spike_rates"]) == {"layers.0", "layers.1"}
+    assert all(0 <= r <= 1 for r in epoch["train_spike_rates"].values())
+    assert "train rate layers.0" in (out / "train_log.txt").read_text()
+    hparams = (out / "hyperparams.yaml").read_text()
+    assert "spike_rate_penalty: 0.5" in hparams and "surrogate: firing" in hparams
+
+
+def test_a_bad_sparsity_override_is_one_line(mini_timit, tmp_path):
+    cmd = recipe(mini_timit, tmp_path / "bad", "--number_of_epochs", "1", "--hidden_size", "32")
+    result = subprocess.run([*cmd, "--surrogate", "smooth"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "surrogate must be one of" in result.stderr and "Traceback" not in result.stderr

@@ -57,8 +57,27 @@ def run(layer, x, state, valid, implementation, seed=1):
 @pytest.mark.parametrize("bits", [1, 6])
 @pytest.mark.parametrize("neuron", sorted(NEURONS))
 def test_forward_and_gradients_match_the_reference(neuron, bits, mode, scale_update):
-    threshold = 0 if bits == 1 else 3
-    layer, twin = twins(NEURONS[neuron], bits=bits, threshold=threshold, scale_update=scale_update)
+    compare(neuron, mode, bits=bits, threshold=0 if bits == 1 else 3, scale_update=scale_update)
+
+
+CONTROLS = {  # the sparsity controls (tests/test_sparsity.py), each on
+    "unsigned": dict(unsigned=True),
+    "firing": dict(surrogate="firing"),
+    "detach_reset": dict(detach_reset=True),
+}
+
+
+@pytest.mark.parametrize(
+    "neuron, control",
+    [(n, c) for n in sorted(NEURONS) for c in sorted(CONTROLS) if not (n == "lif" and c == "unsigned")],
+)
+def test_each_sparsity_control_matches_the_reference(neuron, control):
+    compare(neuron, "train", bits=6, threshold=3, **CONTROLS[control])
+
+
+def compare(neuron: str, mode: str, **options) -> None:
+    """Spikes, final state, running scale and gradients of the Triton path against the reference's."""
+    layer, twin = twins(NEURONS[neuron], **options)
     if mode == "train":  # M exists: scale_update="batch" fires at a fixed scale
         warm = torch.randn(3, 6, 5, device=DEVICE)
         for module in (layer, twin):

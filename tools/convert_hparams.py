@@ -62,6 +62,9 @@ SPIKING_ARGS = (
     "threshold",
     "input_quant_bits",
     "scale_update",
+    "unsigned",
+    "surrogate",
+    "detach_reset",
 )
 
 

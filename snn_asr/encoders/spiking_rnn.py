@@ -33,6 +33,22 @@ def reverse_valid(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     return x.gather(1, source)
 
 
+def per_layer(value: int | Sequence[int], num_layers: int, name: str) -> list[int]:
+    """``value`` for each of ``num_layers`` layers: one for all, or one each (a one-line error else).
+
+    Example
+    -------
+    >>> per_layer(3, 2, "threshold"), per_layer([3, 5], 2, "threshold")
+    ([3, 3], [3, 5])
+    """
+    if isinstance(value, int):
+        return [value] * num_layers
+    values = [int(v) for v in value]
+    if len(values) != num_layers:
+        raise ValueError(f"{name} has {len(values)} values for {num_layers} layers: give one, or one a layer")
+    return values
+
+
 @dataclass
 class SpikingRNNStreamingContext:
     """SpeechBrain's streaming context for :class:`SpikingRNN`: the layers' state after the last chunk."""
@@ -72,10 +88,11 @@ class SpikingRNN(nn.Module):
         the two directions' spikes, concatenated, feed the next layer and form the output.
     neuron : str
         ``"v2"`` (gated + recurrent, default), ``"v1"`` (gated) or ``"lif"``.
-    bits : int
+    bits : int or sequence of int
         Spike resolution; ``bits=1`` gives binary spikes (see :mod:`snn_asr.neurons.quantizer`).
-    threshold : int
-        Quantization levels that do not fire.
+        A sequence gives each layer its own (both directions alike).
+    threshold : int or sequence of int
+        Quantization levels that do not fire; per layer as ``bits``.
     input_quant_bits : int, optional
         Quantize the input features to this many bits (threshold 0), as in the paper.
     implementation : str
@@ -86,6 +103,15 @@ class SpikingRNN(nn.Module):
         When the running scales ``M`` move in training: ``"batch"`` (default: once per batch,
         over its valid frames) or ``"frame"`` (the paper's: every frame); see
         :class:`~snn_asr.neurons.SpikeQuantizer`. Eval mode is the same for both.
+    unsigned : bool
+        Unsigned spike codes (v1 and v2 only): twice the levels at the same bits
+        (:mod:`snn_asr.neurons.quantizer`).
+    surrogate : str
+        The spike's backward rule: ``"straight_through"`` (the paper's) or ``"firing"`` (no
+        gradient through silent neurons).
+    detach_reset : bool
+        Detach the membrane's reset ``- Y[n-1]`` from the graph
+        (:class:`~snn_asr.neurons.SpikingNeuron`).
 
     Example
     -------
@@ -115,6 +141,9 @@ class SpikingRNN(nn.Module):
         input_quant_bits: int | None = None,
         implementation: str = "auto",
         scale_update: str = "batch",
+        unsigned: bool = False,
+        surrogate: str = "straight_through",
+        detach_reset: bool = False,
     ):
         super().__init__()
         if input_shape is None and input_size is None:
@@ -133,16 +162,21 @@ class SpikingRNN(nn.Module):
         self.scale_update = scale_update
         cls = NEURONS[neuron]
         directions = 2 if bidirectional else 1
+        layer_bits = per_layer(bits, num_layers, "bits")
+        layer_thresholds = per_layer(threshold, num_layers, "threshold")
         self.stacks = nn.ModuleList(
             nn.ModuleList(
                 cls(
                     input_size if i == 0 else hidden_size * directions,
                     hidden_size,
-                    bits=bits,
-                    threshold=threshold,
+                    bits=layer_bits[i],
+                    threshold=layer_thresholds[i],
                     dropout=dropout,
                     bias=bias,
                     scale_update=scale_update,
+                    unsigned=unsigned,
+                    surrogate=surrogate,
+                    detach_reset=detach_reset,
                 )
                 for i in range(num_layers)
             )

@@ -20,10 +20,14 @@ the same loops run here in Python with the ``numba`` kernels below. The two agre
 The forward pass repeats the reference's float operations in the reference's order,
 so spikes, states and running scales are bit-identical to it; gradients agree to
 float rounding (``tests/test_fused.py``). The straight-through gradient is the
-quantizer's: identity where ``|V| <= M``, zero elsewhere.
+quantizer's: identity where ``|V| <= M`` (and, with ``surrogate="firing"``, where the neuron
+fired), zero elsewhere; a detached reset (``detach_reset``) drops the reset's term. Unsigned
+codes run the same kernels with their ``n`` and the lower clip at 0.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -38,7 +42,7 @@ from snn_asr.primitives.workspace import PASSING, empty_huge, workspace_of
 LIF, V1, V2 = 0, 1, 2
 KINDS = {LIFNeuron: LIF, GatedLIFNeuron: V1, RecurrentGatedLIFNeuron: V2}
 # Constants handed to the kernels in the model's dtype (numba would promote Python literals to float64).
-_MOMENTUM, _REST, _LEVELS, _THRESHOLD, _SCALE, _MIN_SCALE, _ZERO, _ONE, _TWO = range(9)
+_MOMENTUM, _REST, _LEVELS, _THRESHOLD, _SCALE, _MIN_SCALE, _ZERO, _ONE, _TWO, _RESET, _FLOOR = range(11)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -51,8 +55,9 @@ def _quantize(v, scale, bits, p, out):
             out[h] = theta if v[h] >= theta else zero
         return
     s, threshold = (p[_ONE] / scale) * p[_LEVELS], p[_THRESHOLD]
+    bottom = p[_FLOOR] * scale  # -scale (floor -1, exact), or 0: the unsigned code
     for h in range(v.shape[0]):
-        q = np.trunc(s * max(min(v[h], scale), -scale))
+        q = np.trunc(s * max(min(v[h], scale), bottom))
         out[h] = zero if abs(q) <= threshold else q / s
 
 
@@ -135,7 +140,7 @@ def _backward_frame(
     ``rec`` is ``dL/dY[n]`` through frame ``n+1``'s ``U`` (zeros for lif and v1).
     """
     batch, hidden = gv.shape
-    zero, one = p[_ZERO], p[_ONE]
+    zero, one, reset = p[_ZERO], p[_ONE], p[_RESET]
     for b in range(batch):
         if not valid[b, n]:
             for h in range(hidden):
@@ -152,7 +157,7 @@ def _backward_frame(
         for h in range(hidden):
             gvb[h] = gvb[h] + ((gyb[h] + rb[h] + go[h]) if keep[h] else zero)  # straight through
         for h in range(hidden):
-            gyb[h] = -gvb[h]
+            gyb[h] = -(gvb[h] * reset)  # reset 1 (exact), or 0: a detached reset
             g_cur[h] = g_cur[h] + gvb[h]
         if kind == LIF:
             for h in range(hidden):
@@ -186,11 +191,18 @@ def _corrections(momentum: float, steps: int, count: int, like: torch.Tensor) ->
     return corr
 
 
-def _constants(quantizer: SpikeQuantizer, per_frame: bool, dtype: torch.dtype) -> np.ndarray:
-    """The kernels' constants; ``per_frame``: the scale moves every frame (else it stays ``p[_SCALE]``)."""
-    levels = 2 ** (quantizer.bits - 1) * (1.0 - EPS_MARGIN)
+def _constants(
+    quantizer: SpikeQuantizer, per_frame: bool, dtype: torch.dtype, detach_reset: bool = False
+) -> np.ndarray:
+    """The kernels' constants; ``per_frame``: the scale moves every frame (else it stays ``p[_SCALE]``).
+
+    ``p[_RESET]`` is the reset's weight in the backward pass: 1, or 0 for a detached reset;
+    ``p[_FLOOR] * M`` the quantizer's lower clip: ``-M``, or 0 for the unsigned code.
+    """
+    levels = quantizer.levels * (1.0 - EPS_MARGIN)
     scale = 0.0 if per_frame else float(quantizer.scale)
     values = [quantizer.momentum, 1.0 - quantizer.momentum, levels, quantizer.threshold, scale, 1e-8, 0, 1, 2]
+    values += [0.0 if detach_reset else 1.0, 0.0 if quantizer.unsigned else -1.0]
     return torch.tensor(values, dtype=dtype).numpy()
 
 
@@ -202,12 +214,12 @@ class _FusedRecurrence(torch.autograd.Function):
     """``(drive, weight, I0, V0, Y0) -> (spikes, I, V, Y)`` of a layer; ``weight``: tau, U or None."""
 
     @staticmethod
-    def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid, workspace):
+    def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid, workspace, detach_reset):
         batch, time, _ = drive.shape
         hidden, dtype = i0.shape[1], drive.dtype
         keep = time if any(ctx.needs_input_grad[:5]) else 1
         per_frame = train and quantizer.per_frame  # else the frames fire at a fixed scale
-        p = torch.from_numpy(_constants(quantizer, per_frame, drive.dtype))
+        p = torch.from_numpy(_constants(quantizer, per_frame, drive.dtype, detach_reset))
         corr = _corrections(quantizer.momentum, int(quantizer.steps), time, drive) if per_frame else p
         valid_all = drive.new_ones(batch, time, dtype=torch.bool) if valid is None else valid
         new = drive.new_empty
@@ -247,6 +259,10 @@ class _FusedRecurrence(torch.autograd.Function):
             quantizer.steps.add_(int(updates[0]))
         elif train:  # scale_update="batch": as the reference, once after the batch
             quantizer.update(tops, valid)
+        if (
+            any(ctx.needs_input_grad[:5]) and quantizer.surrogate == "firing"
+        ):  # no gradient where it did not fire
+            st.logical_and_(out.transpose(0, 1) != 0)
         ctx.kind, ctx.p, ctx.scales = kind, p, scales
         ctx.save_for_backward(weight, i0, mask, valid_all, current, levels_all, f_all, c_all, st)
         return out, current[-1].clone(), v, y
@@ -282,7 +298,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 gweight = gdrive[0].t() @ levels_all[0, :time]
                 for b in range(1, batch):
                     gweight.addmm_(gdrive[b].t(), levels_all[b, :time])
-        return gdrive, gweight, gi, gv, gy, None, None, None, None, None, None
+        return gdrive, gweight, gi, gv, gy, None, None, None, None, None, None, None
 
 
 def _numba_forward(
@@ -340,6 +356,43 @@ def supports(layer: SpikingNeuron, x: torch.Tensor) -> bool:
     )
 
 
+class RecurrenceInputs(NamedTuple):
+    """What a fast path's autograd function takes from a layer (:func:`recurrence_inputs`)."""
+
+    drive: torch.Tensor
+    weight: torch.Tensor | None
+    state: NeuronState
+    kind: int
+    mask: torch.Tensor
+
+
+def recurrence_inputs(
+    layer: SpikingNeuron,
+    x: torch.Tensor,
+    state: NeuronState | None,
+    valid: torch.Tensor | None,
+    dtype: torch.dtype,
+) -> RecurrenceInputs:
+    """The layer's drive ``BN(W X)`` (contiguous, in ``dtype``), its recurrent weight (tau, U or
+    ``None``), the state (zeros when ``None``; contiguous, in ``dtype``), its kind and its dropout
+    mask (ones when off: multiplying by 1 is exact, the same as no mask)."""
+    batch = x.shape[0]
+    if state is None:
+        state = layer.initial_state(batch, x.to(dtype))
+    mask = layer.dropout_mask(batch, x)
+    if mask is None:
+        mask = x.new_ones(batch, layer.hidden_size)
+    kind = KINDS[type(layer)]
+    weight = layer.leak() if kind == LIF else layer.u.weight if kind == V2 else None
+    return RecurrenceInputs(
+        layer.drive(x, valid).to(dtype).contiguous(),
+        weight,
+        NeuronState(*(t.to(dtype).contiguous() for t in state)),
+        kind,
+        mask.contiguous(),
+    )
+
+
 def fused_forward(
     layer: SpikingNeuron,
     x: torch.Tensor,
@@ -375,24 +428,17 @@ def fused_forward(
     """
     if not supports(layer, x):
         raise ValueError(f"no fused recurrence for {type(layer).__name__} on {x.device} {x.dtype}")
-    batch = x.shape[0]
-    if state is None:
-        state = layer.initial_state(batch, x)
-    drive = layer.drive(x, valid).contiguous()
-    mask = layer.dropout_mask(batch, x)
-    if mask is None:
-        mask = x.new_ones(batch, layer.hidden_size)  # multiplying by 1 is exact: same as no mask
-    kind = KINDS[type(layer)]
-    weight = layer.leak() if kind == LIF else layer.u.weight if kind == V2 else None
+    given = recurrence_inputs(layer, x, state, valid, x.dtype)
     out, *final = _FusedRecurrence.apply(
-        drive,
-        weight,
-        *(s.contiguous() for s in state),
-        kind,
+        given.drive,
+        given.weight,
+        *given.state,
+        given.kind,
         layer.quantizer,
         layer.training,
-        mask,
+        given.mask,
         None if valid is None else valid.contiguous(),
         workspace_of(layer),
+        layer.detach_reset,
     )
     return out, NeuronState(*final)

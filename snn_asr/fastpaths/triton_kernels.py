@@ -19,12 +19,13 @@ LIF, V1, V2 = 0, 1, 2  # the neuron kinds, as in snn_asr.fastpaths.fused
 
 
 @triton.jit
-def _quantize(v, scale, s, BITS: tl.constexpr, THRESHOLD: tl.constexpr):
+def _quantize(v, scale, s, BITS: tl.constexpr, THRESHOLD: tl.constexpr, UNSIGNED: tl.constexpr):
     """:func:`~snn_asr.neurons.quantizer.quantize` with ``s = (1 / M) * levels`` given."""
     if BITS == 1:
         theta = scale * 0.5  # exact, as scale / 2
         return tl.where(v >= theta, theta, 0.0)
-    q = (s * tl.maximum(tl.minimum(v, scale), -scale)).to(tl.int32).to(v.dtype)  # trunc: |q| < 2**BITS
+    floor = 0.0 if UNSIGNED else -scale
+    q = (s * tl.maximum(tl.minimum(v, scale), floor)).to(tl.int32).to(v.dtype)  # trunc: |q| < 2**BITS
     q = tl.where(tl.abs(q) <= THRESHOLD, 0.0, q)
     return tl.math.div_rn(q, s)
 
@@ -33,11 +34,12 @@ def _quantize(v, scale, s, BITS: tl.constexpr, THRESHOLD: tl.constexpr):
 def _fire(
     n, e, inside, active, y, volt, scales_ptr, s_ptr, y_ptr, out_ptr, keep_ptr, levels_ptr,
     stride_ob, stride_on, b, h, E,
-    KIND: tl.constexpr, BITS: tl.constexpr, THRESHOLD: tl.constexpr, SAVE: tl.constexpr,
+    KIND: tl.constexpr, BITS: tl.constexpr, THRESHOLD: tl.constexpr, UNSIGNED: tl.constexpr,
+    SAVE: tl.constexpr,
 ):  # fmt: skip
     """Spikes of frame ``n`` at the scale it fires with (``scales[n + 1]``); padded rows keep ``y``."""
     scale = tl.load(scales_ptr + n + 1)
-    spikes = tl.where(active, _quantize(volt, scale, tl.load(s_ptr + n + 1), BITS, THRESHOLD), y)
+    spikes = tl.where(active, _quantize(volt, scale, tl.load(s_ptr + n + 1), BITS, THRESHOLD, UNSIGNED), y)
     tl.store(y_ptr + e, spikes, mask=inside)
     tl.store(out_ptr + b * stride_ob + n * stride_on + h, tl.where(active, spikes, 0.0), mask=inside)
     if SAVE:  # where the straight-through gradient passes
@@ -52,7 +54,7 @@ def membrane_kernel(
     valid_ptr, stride_vb, i0_ptr, cur_ptr, v_ptr, y_ptr, out_ptr, stride_ob, stride_on,
     keep_ptr, levels_ptr, partial_ptr, scales_ptr, s_ptr, E, PROGRAMS,
     H: tl.constexpr, KIND: tl.constexpr, FIRE: tl.constexpr, BITS: tl.constexpr,
-    THRESHOLD: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr,
+    THRESHOLD: tl.constexpr, UNSIGNED: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Frames ``n0 .. n1-1``: current, membrane, the frame's partial ``max|V|`` and, with ``FIRE``, spikes.
 
@@ -90,7 +92,7 @@ def membrane_kernel(
         if FIRE:
             _fire(
                 n, e, inside, active, y, volt, scales_ptr, s_ptr, y_ptr, out_ptr, keep_ptr, levels_ptr,
-                stride_ob, stride_on, b, h, E, KIND, BITS, THRESHOLD, SAVE,
+                stride_ob, stride_on, b, h, E, KIND, BITS, THRESHOLD, UNSIGNED, SAVE,
             )  # fmt: skip
 
 
@@ -121,7 +123,7 @@ def fire_kernel(
     n, valid_ptr, stride_vb, v_ptr, y_ptr, out_ptr, stride_ob, stride_on, keep_ptr, levels_ptr,
     scales_ptr, s_ptr, E,
     H: tl.constexpr, KIND: tl.constexpr, BITS: tl.constexpr, THRESHOLD: tl.constexpr,
-    SAVE: tl.constexpr, BLOCK: tl.constexpr,
+    UNSIGNED: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Frame ``n``'s spikes from the membrane :func:`membrane_kernel` left in ``v``."""
     e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -132,7 +134,7 @@ def fire_kernel(
     volt = tl.load(v_ptr + e, mask=inside, other=0.0)
     _fire(
         n, e, inside, active, y, volt, scales_ptr, s_ptr, y_ptr, out_ptr, keep_ptr, levels_ptr,
-        stride_ob, stride_on, b, h, E, KIND, BITS, THRESHOLD, SAVE,
+        stride_ob, stride_on, b, h, E, KIND, BITS, THRESHOLD, UNSIGNED, SAVE,
     )  # fmt: skip
 
 
@@ -141,7 +143,8 @@ def backward_kernel(
     n0, n1, gout_ptr, stride_ob, stride_on, rec_ptr, gi_ptr, gv_ptr, gy_ptr, gleak_ptr, leak_ptr,
     mask_ptr, valid_ptr, stride_vb, i0_ptr, cur_ptr, g_ptr, stride_gb, stride_gn, f_ptr, stride_fb,
     stride_fn, keep_ptr, gdrive_ptr, stride_db, stride_dn, E,
-    H: tl.constexpr, KIND: tl.constexpr, RECURRENT: tl.constexpr, BLOCK: tl.constexpr,
+    H: tl.constexpr, KIND: tl.constexpr, RECURRENT: tl.constexpr, DETACH_RESET: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Frames ``n1-1`` down to ``n0`` of BPTT: moves ``dL/d(I, V, Y)`` from after each frame to before it.
 
@@ -188,7 +191,10 @@ def backward_kernel(
             tl.store(d, tl.where(active, gf, 0.0), mask=inside)
             tl.store(d + H, tl.where(active, gc, 0.0), mask=inside)
             gi_new = gi_new * f
-        gy = tl.where(active, -gv_new, gy + rec)
+        if DETACH_RESET:  # the reset - Y[n-1] is a constant: no gradient to Y[n-1] through it
+            gy = tl.where(active, 0.0, gy + rec)
+        else:
+            gy = tl.where(active, -gv_new, gy + rec)
         gv = tl.where(active, gv_new, gv)
         gi = tl.where(active, gi_new, gi)
     tl.store(gi_ptr + e, gi, mask=inside)

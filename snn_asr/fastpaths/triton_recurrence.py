@@ -34,7 +34,7 @@ import os
 
 import torch
 
-from snn_asr.fastpaths.fused import KINDS, LIF, V2, _corrections
+from snn_asr.fastpaths.fused import KINDS, LIF, V2, _corrections, recurrence_inputs
 from snn_asr.neurons import NeuronState, SpikingNeuron
 from snn_asr.neurons.quantizer import EPS_MARGIN
 from snn_asr.primitives.linear import linear
@@ -87,7 +87,7 @@ class _TritonRecurrence(torch.autograd.Function):
     """``(drive, weight, I0, V0, Y0) -> (spikes, I, V, Y)`` of a layer; ``weight``: tau, U or None."""
 
     @staticmethod
-    def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid):
+    def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid, detach_reset):
         from snn_asr.fastpaths import triton_kernels as k
 
         batch, time, _ = drive.shape
@@ -96,7 +96,7 @@ class _TritonRecurrence(torch.autograd.Function):
         block, programs = _grid(elements)
         save = any(ctx.needs_input_grad[:5])
         per_frame = train and quantizer.per_frame  # one host sync per layer and batch
-        levels = 2 ** (quantizer.bits - 1) * (1.0 - EPS_MARGIN)
+        levels = quantizer.levels * (1.0 - EPS_MARGIN)
         new = i0.new_empty  # the state's dtype, float32; the drive may be bfloat16 (autocast)
         scales, s = new(time + 1), new(time + 1)  # the scale frame n fires with: scales[n + 1]
         scales[0] = quantizer.scale
@@ -118,6 +118,7 @@ class _TritonRecurrence(torch.autograd.Function):
             gates = new(batch, time, 2 * hidden)
             levels_all[0] = y / quantizer.scale
         common = dict(H=hidden, KIND=kind, BITS=quantizer.bits, THRESHOLD=quantizer.threshold, SAVE=save)
+        common["UNSIGNED"] = quantizer.unsigned
         any_valid = valid8.amax(0)
         if per_frame:
             count = torch.cumsum(any_valid, 0) - 1  # the fold each frame is, counted from 0
@@ -134,10 +135,14 @@ class _TritonRecurrence(torch.autograd.Function):
                 FIRE=not per_frame, BLOCK=block, **common,
             )  # fmt: skip
 
+        # Interpreted on CPU, MKL's small GEMMs round by the operand's alignment in memory: a fresh
+        # copy of a frame's Y/M is aligned as the reference's own fresh Y/M, so they stay bit-equal.
+        aligned_copy = drive.device.type == "cpu"
         for n0 in range(0, time) if (kind == V2 or per_frame) else (0,):
             n1 = n0 + 1 if (kind == V2 or per_frame) else time
             if kind == V2:  # the reference's ops: drive + linear(Y/M, U), sigmoid of the forget half
-                torch.add(drive[:, n0], linear(levels_all[n0], weight), out=gates[:, n0])
+                recurrent = levels_all[n0].clone() if aligned_copy else levels_all[n0]
+                torch.add(drive[:, n0], linear(recurrent, weight), out=gates[:, n0])
                 torch.sigmoid(gates[:, n0, :hidden], out=forget[:, n0])
             membrane(n0, n1)
             if per_frame:
@@ -154,7 +159,10 @@ class _TritonRecurrence(torch.autograd.Function):
             quantizer.steps.add_(any_valid.sum())
         elif train:  # scale_update="batch": as the reference, once after the batch
             quantizer.update(partial.amax(1), valid)
+        if save and quantizer.surrogate == "firing":  # no gradient where it did not fire
+            keep.mul_(out.transpose(0, 1) != 0)
         ctx.kind, ctx.block, ctx.programs, ctx.scales = kind, block, programs, scales
+        ctx.detach_reset = detach_reset
         ctx.save_for_backward(weight, i0, mask, valid8, current, gates, forget, keep, levels_all)
         return out, current[-1].clone(), v, y
 
@@ -178,7 +186,7 @@ class _TritonRecurrence(torch.autograd.Function):
                 valid8, valid8.stride(0), i0, current, gates, gates.stride(0), gates.stride(1),
                 forget, forget.stride(0), forget.stride(1), keep, gdrive, gdrive.stride(0),
                 gdrive.stride(1), batch * hidden,
-                H=hidden, KIND=kind, RECURRENT=kind == V2, BLOCK=block,
+                H=hidden, KIND=kind, RECURRENT=kind == V2, DETACH_RESET=ctx.detach_reset, BLOCK=block,
             )  # fmt: skip
 
         gweight = None
@@ -193,7 +201,7 @@ class _TritonRecurrence(torch.autograd.Function):
         else:
             frames(0, time)
             gweight = gleak.sum(0) if kind == LIF else None
-        return gdrive, gweight, gi, gv, gy, None, None, None, None, None
+        return gdrive, gweight, gi, gv, gy, None, None, None, None, None, None
 
 
 def triton_forward(
@@ -235,23 +243,16 @@ def triton_forward(
             f"no Triton recurrence for {type(layer).__name__} on {x.device} {x.dtype}: it needs Triton "
             "and a CUDA device (or TRITON_INTERPRET=1 on CPU)"
         )
-    batch, dtype = x.shape[0], layer.quantizer.ema.dtype
-    if state is None:
-        state = layer.initial_state(batch, x.to(dtype))
-    drive = layer.drive(x, valid).to(dtype).contiguous()
-    mask = layer.dropout_mask(batch, x)
-    if mask is None:
-        mask = x.new_ones(batch, layer.hidden_size)  # multiplying by 1 is exact: same as no mask
-    kind = KINDS[type(layer)]
-    weight = layer.leak() if kind == LIF else layer.u.weight if kind == V2 else None
+    given = recurrence_inputs(layer, x, state, valid, layer.quantizer.ema.dtype)
     out, *final = _TritonRecurrence.apply(
-        drive,
-        weight,
-        *(t.to(dtype).contiguous() for t in state),
-        kind,
+        given.drive,
+        given.weight,
+        *given.state,
+        given.kind,
         layer.quantizer,
         layer.training,
-        mask.contiguous(),
+        given.mask,
         None if valid is None else valid.contiguous(),
+        layer.detach_reset,
     )
     return out, NeuronState(*final)

@@ -13,6 +13,13 @@ batch norm ``BN`` over batch x time and the multi-bit spike ``Q``
   :data:`RECURRENT_GAIN`; ``M`` is the quantizer's running scale, see below);
 - all: ``V[n] = V[n-1] + I[n] - Y[n-1]`` and ``Y[n] = Q(V[n])``.
 
+**Sparsity controls** (off by default; ``README.md``, "Sparsity", has their measurements):
+``Q``'s threshold and bits per layer; the unsigned code for v1/v2 (``unsigned``: their ``V`` is
+never negative, so every level carries a magnitude); the spike's backward rule (``surrogate``:
+the paper's straight-through, or ``"firing"``, no gradient through silent neurons); a detached
+reset (``detach_reset``: ``- sg(Y[n-1])``); and, in the recipes' loss, a spike-rate penalty
+(:mod:`snn_asr.recipes.sparsity`). The first three are in :mod:`~snn_asr.neurons.quantizer`.
+
 **Why ``U`` sees ``Y/M``.** ``Y = q M / n`` carries the running scale ``M``, an EMA of
 ``max|V|``. Fed back as ``U Y``, it closes a loop in training: a larger ``M`` gives
 larger spikes, a larger ``relu(... + U_c Y)`` current, a larger ``V`` and so a larger

@@ -18,6 +18,7 @@ class GatedLIFNeuron(SpikingNeuron):
     """
 
     gates = 2
+    nonnegative = True  # I >= 0 (relu x a gate), and truncation keeps V - Y >= 0
 
     def gate_inputs(self, drive: torch.Tensor, state: NeuronState) -> torch.Tensor:
         """Pre-activations of the forget gate and candidate current (batch, 2*hidden)."""

@@ -14,8 +14,23 @@ quantizer computes::
     Y = q / s
 
 so a neuron fires once ``|V| >= (threshold + 1) * M / n`` (up to the 1e-4
-margin) and emits a signed multi-bit spike. The backward pass is the
-straight-through estimator, zeroed outside ``[-M, M]``.
+margin) and emits a signed multi-bit spike.
+
+**Unsigned spikes** (``unsigned=True``, for v1 and v2). Their current is ``>= 0`` (a relu times
+a gate in (0, 1)) and truncation keeps ``V - Y >= 0``, so their spikes are never negative and
+the signed code leaves half its levels unused. The unsigned code spends all of them on
+magnitudes: ``n = 2**bits`` and ``clip(V, 0, M)``, so ``q`` is in ``[0, 2**bits - 1]``, twice
+the resolution at the same bits (one bit fewer for the same resolution). LIF's current can be
+negative, so LIF keeps the signed code.
+
+**The gradient** (``surrogate``). The spike's backward pass is the straight-through estimator,
+zeroed outside ``[-M, M]`` (``"straight_through"``, the paper's rule). It passes gradient through
+silent neurons too (``|q| <= threshold``), whose forward output is 0; ``"firing"`` passes it only
+where the neuron fires. With the reset by subtraction not detached (see
+:class:`~snn_asr.neurons.base.SpikingNeuron`'s ``detach_reset``), the straight-through rule gives
+``dV[n]/dV[n-1] = 1 - 1 = 0`` for every neuron-frame: a silent neuron carries ``V`` forward
+exactly, yet its gradient says it forgets it; ``"firing"`` (or a detached reset) gives it the
+true ``1``. The default stays the paper's rule; ``README.md``, "Sparsity", has the measurements.
 
 **One bit.** A single bit cannot carry both a sign and a magnitude, and the
 formula above would round every value to zero at ``bits=1`` (a bug of the
@@ -32,9 +47,24 @@ import torch
 from torch import nn
 
 EPS_MARGIN = 1e-4
+SURROGATES = ("straight_through", "firing")
+"""The spike's backward rules (``SpikeQuantizer(surrogate=...)``; see the module docstring)."""
 
 
-def quantize(v: torch.Tensor, scale: torch.Tensor, bits: int, threshold: int) -> torch.Tensor:
+def levels(bits: int, unsigned: bool = False) -> int:
+    """``n`` of the quantizer: ``2**(bits - 1)`` levels per sign, or ``2**bits`` unsigned.
+
+    Example
+    -------
+    >>> levels(6), levels(6, unsigned=True)
+    (32, 64)
+    """
+    return 2**bits if unsigned else 2 ** (bits - 1)
+
+
+def quantize(
+    v: torch.Tensor, scale: torch.Tensor, bits: int, threshold: int, unsigned: bool = False
+) -> torch.Tensor:
     """Forward value of the multi-bit spike function (no gradient logic).
 
     Arguments
@@ -47,6 +77,8 @@ def quantize(v: torch.Tensor, scale: torch.Tensor, bits: int, threshold: int) ->
         Spike resolution in bits (>= 1).
     threshold : int
         Quantization levels ``|q| <= threshold`` that do not fire (bits >= 2).
+    unsigned : bool
+        The unsigned code: ``q`` in ``[0, 2**bits - 1]`` (bits >= 2).
 
     Returns
     -------
@@ -58,42 +90,62 @@ def quantize(v: torch.Tensor, scale: torch.Tensor, bits: int, threshold: int) ->
     >>> v = torch.tensor([0.05, 0.2, -0.5, 2.0])
     >>> quantize(v, torch.tensor(1.0), bits=3, threshold=0)
     tensor([ 0.0000,  0.0000, -0.2500,  0.7501])
+    >>> quantize(v, torch.tensor(1.0), bits=3, threshold=0, unsigned=True)
+    tensor([0.0000, 0.1250, 0.0000, 0.8751])
     """
     if bits == 1:
         theta = scale / 2
         return (v >= theta).to(v.dtype) * theta
-    n = 2 ** (bits - 1)
-    s = n * (1.0 - EPS_MARGIN) / scale
-    q = torch.trunc(s * torch.maximum(torch.minimum(v, scale), -scale))
+    s = levels(bits, unsigned) * (1.0 - EPS_MARGIN) / scale
+    floor = torch.zeros_like(scale) if unsigned else -scale
+    q = torch.trunc(s * torch.maximum(torch.minimum(v, scale), floor))
     q = torch.where(q.abs() <= threshold, torch.zeros_like(q), q)
     return q / s
 
 
 class _StraightThrough(torch.autograd.Function):
-    """Q in the forward pass, identity inside [-M, M] in the backward pass."""
+    """Q in the forward pass, identity inside [-M, M] in the backward pass (where it fires: ``firing``)."""
 
     @staticmethod
-    def forward(ctx, v, scale, bits, threshold):
-        ctx.save_for_backward(v, scale)
-        return quantize(v, scale, bits, threshold)
+    def forward(ctx, v, scale, bits, threshold, unsigned, firing):
+        y = quantize(v, scale, bits, threshold, unsigned)
+        ctx.save_for_backward(v, scale, y)
+        ctx.firing = firing
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        v, scale = ctx.saved_tensors
-        return grad * (v.abs() <= scale).to(grad.dtype), None, None, None
+        v, scale, y = ctx.saved_tensors
+        through = v.abs() <= scale
+        if ctx.firing:
+            through = through & (y != 0)
+        return grad * through.to(grad.dtype), None, None, None, None, None
 
 
-def spike(v: torch.Tensor, scale: torch.Tensor, bits: int, threshold: int) -> torch.Tensor:
+def spike(
+    v: torch.Tensor,
+    scale: torch.Tensor,
+    bits: int,
+    threshold: int,
+    unsigned: bool = False,
+    surrogate: str = "straight_through",
+) -> torch.Tensor:
     """Differentiable multi-bit spike: :func:`quantize` with a straight-through gradient.
+
+    ``surrogate="firing"`` passes the gradient only where the neuron fires.
 
     Example
     -------
-    >>> v = torch.tensor([0.3, 5.0], requires_grad=True)
-    >>> spike(v, torch.tensor(1.0), bits=2, threshold=0).sum().backward()
+    >>> v = torch.tensor([0.3, 5.0, 0.1], requires_grad=True)
+    >>> spike(v, torch.tensor(1.0), bits=3, threshold=0).sum().backward()
     >>> v.grad
-    tensor([1., 0.])
+    tensor([1., 0., 1.])
+    >>> v.grad = None
+    >>> spike(v, torch.tensor(1.0), bits=3, threshold=0, surrogate="firing").sum().backward()
+    >>> v.grad
+    tensor([1., 0., 0.])
     """
-    return _StraightThrough.apply(v, scale, bits, threshold)
+    return _StraightThrough.apply(v, scale, bits, threshold, unsigned, surrogate == "firing")
 
 
 SCALE_UPDATES = ("batch", "frame")
@@ -130,6 +182,10 @@ class SpikeQuantizer(nn.Module):
         EMA decay per update; default :data:`DEFAULT_MOMENTUM` of ``scale_update``.
     scale_update : str
         ``"batch"`` or ``"frame"``, see above.
+    unsigned : bool
+        The unsigned code (``q`` in ``[0, 2**bits - 1]``; see the module docstring).
+    surrogate : str
+        The backward rule, one of :data:`SURROGATES` (see the module docstring).
 
     Example
     -------
@@ -145,26 +201,50 @@ class SpikeQuantizer(nn.Module):
     """
 
     def __init__(
-        self, bits: int = 6, threshold: int = 3, momentum: float | None = None, scale_update: str = "batch"
+        self,
+        bits: int = 6,
+        threshold: int = 3,
+        momentum: float | None = None,
+        scale_update: str = "batch",
+        unsigned: bool = False,
+        surrogate: str = "straight_through",
     ):
         super().__init__()
         if bits < 1:
             raise ValueError(f"bits must be >= 1, got {bits}")
-        if threshold < 0:
-            raise ValueError(f"threshold must be >= 0, got {threshold}")
-        if bits > 1 and threshold >= 2 ** (bits - 1) - 1:
-            raise ValueError(
-                f"threshold={threshold} silences every level of a {bits}-bit spike; "
-                f"use threshold < {2 ** (bits - 1) - 1}"
-            )
         if scale_update not in SCALE_UPDATES:
             raise ValueError(f"scale_update must be one of {SCALE_UPDATES}, got {scale_update!r}")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
         self.bits = bits
+        self.unsigned = unsigned
+        self.surrogate = surrogate
         self.threshold = threshold
         self.scale_update = scale_update
         self.momentum = DEFAULT_MOMENTUM[scale_update] if momentum is None else momentum
         self.register_buffer("ema", torch.zeros(()))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    @property
+    def threshold(self) -> int:
+        """Levels ``|q| <= threshold`` that do not fire; settable (a schedule may raise it in training)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: int) -> None:
+        top = levels(self.bits, self.unsigned) - 1  # the largest level q
+        if value < 0:
+            raise ValueError(f"threshold must be >= 0, got {value}")
+        if self.bits > 1 and value >= top:
+            raise ValueError(
+                f"threshold={value} silences every level of a {self.bits}-bit spike; use threshold < {top}"
+            )
+        self._threshold = int(value)
+
+    @property
+    def levels(self) -> int:
+        """``n``, the levels per sign (:func:`levels`)."""
+        return levels(self.bits, self.unsigned)
 
     @property
     def per_frame(self) -> bool:
@@ -226,7 +306,7 @@ class SpikeQuantizer(nn.Module):
 
     def fire(self, v: torch.Tensor) -> torch.Tensor:
         """Spikes for ``v`` at the current scale, without updating it."""
-        return spike(v, self.scale, self.bits, self.threshold)
+        return spike(v, self.scale, self.bits, self.threshold, self.unsigned, self.surrogate)
 
     def forward(self, v: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """Spikes for a whole sequence ``v`` (batch, time, ...) whose values do not depend on them.
@@ -244,4 +324,6 @@ class SpikeQuantizer(nn.Module):
         return (
             f"bits={self.bits}, threshold={self.threshold}, momentum={self.momentum}, "
             f"scale_update={self.scale_update!r}"
+            + (", unsigned=True" if self.unsigned else "")
+            + (f", surrogate={self.surrogate!r}" if self.surrogate != "straight_through" else "")
         )

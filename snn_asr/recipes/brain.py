@@ -44,6 +44,7 @@ from snn_asr.ops import OpsReport, count_ops
 from snn_asr.recipes.checkpoints import set_aside_broken_checkpoints
 from snn_asr.recipes.data import SubwordUnits, Units
 from snn_asr.recipes.plots import spike_raster, spike_rate_histogram, training_curves
+from snn_asr.recipes.sparsity import SpikeRatePenalty
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class RecipeBrain(sb.Brain):
             "train_loss": float(self.train_loss),
             "train_seconds": round(float(getattr(self, "train_seconds", 0.0)), 1),
             "stats": {key: float(value) for key, value in stats.items()},
+            "train_spike_rates": getattr(self, "train_spike_rates", {}),
         }
         meta = {keep_lowest: stats[keep_lowest], "epoch_record": record}
         self.checkpointer.save_and_keep_only(meta=meta, min_keys=[keep_lowest])
@@ -211,7 +213,8 @@ class RecipeBrain(sb.Brain):
         self.record_epoch(record)
         self.hparams.train_logger.log_stats(
             stats_meta={"epoch": record["epoch"], "lr": record["lr"]},
-            train_stats={"loss": record["train_loss"]},
+            train_stats={"loss": record["train_loss"]}
+            | {f"rate {name}": rate for name, rate in record.get("train_spike_rates", {}).items()},
             valid_stats=record["stats"],
         )
 
@@ -305,6 +308,7 @@ class ASRBrain(RecipeBrain):
                 self.hparams.test_search if self.hparams.beam_size > 0 else greedy_attention(self.hparams)
             )
         self.rescorer = None
+        self.sparsity = SpikeRatePenalty.of_recipe(self.modules, self.hparams)  # and training rates
         self.wer_file = Path(self.hparams.output_folder) / "wer_test.txt"
         self.annealing_metric = getattr(self.hparams, "lr_annealing_metric", "loss")
         if self.annealing_metric not in ("loss", "error_rate"):
@@ -390,6 +394,8 @@ class ASRBrain(RecipeBrain):
                 tokens_eos_lens = self.hparams.wav_augment.replicate_labels(tokens_eos_lens)
             seq_loss = self.hparams.seq_cost(predictions["p_seq"], tokens_eos, tokens_eos_lens)
             loss = self.hparams.ctc_weight * loss + (1 - self.hparams.ctc_weight) * seq_loss
+        if stage == sb.Stage.TRAIN and self.sparsity is not None:
+            loss = loss + self.sparsity.loss()
         if stage != sb.Stage.TRAIN:
             refs = [
                 seq[: int(round(float(n) * tokens.shape[1]))] for seq, n in zip(tokens.tolist(), token_lens)
@@ -408,6 +414,8 @@ class ASRBrain(RecipeBrain):
         super().on_stage_end(stage, stage_loss, epoch)
         if stage == sb.Stage.TRAIN:
             self.train_seconds = time.monotonic() - self.epoch_started
+            if self.sparsity is not None:
+                self.train_spike_rates = self.sparsity.epoch_rates()
             return
         stats = {"loss": stage_loss, "error_rate": self.error_metrics.summarize("error_rate")}
         if stage == sb.Stage.VALID:
@@ -441,6 +449,7 @@ class ASRBrain(RecipeBrain):
                 "valid_loss": record["stats"]["loss"],
                 "valid_error_rate": record["stats"]["error_rate"],
                 "train_seconds": record["train_seconds"],
+                "train_spike_rates": record.get("train_spike_rates", {}),
             }
         )
         atomic_write_text(path, json.dumps(history, indent=1))

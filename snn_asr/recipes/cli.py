@@ -193,13 +193,18 @@ def _text(node) -> str:
     return str(node.value)
 
 
+PER_LAYER_KEYS = ("threshold", "bits")
+"""Integer keys that also take a list, one value per layer (``--threshold "[3, 7]"``)."""
+
+
 def check_overrides(overrides: str, hparams_file: str | Path) -> list[tuple[str, str]]:
     """Checks SpeechBrain's override YAML (``"key: value"`` lines) against the hparams file.
 
     Raises a one-line :class:`RecipeError` for an argument that is not ``--key value``, a
     value that is not valid YAML, a key given twice, a key the file does not have (naming
     the closest one) and a value of another kind than the file's default: an integer,
-    number, boolean or list where the file has one (``null`` is always accepted; strings,
+    number, boolean or list where the file has one (a list also for :data:`PER_LAYER_KEYS`;
+    ``null`` is always accepted; strings,
     nulls and tagged values such as ``!new:`` or ``!ref`` in the file are not checked).
 
     Returns
@@ -257,6 +262,8 @@ def check_overrides(overrides: str, hparams_file: str | Path) -> list[tuple[str,
             raise RecipeError(f"--{key} has no value; pass e.g. --{key} {shlex.quote(_text(default))}")
         if got == expected or (expected == "float" and got == "int"):
             continue
+        if key in PER_LAYER_KEYS and expected == "int" and got == "seq":
+            continue  # one value per layer (SpikingRNN checks their count)
         example = f"; pass e.g. --{key} {shlex.quote(_text(default))}" if expected != "map" else ""
         raise RecipeError(
             f"--{key} {raw}: expected {_KIND_TEXT.get(expected, expected)} ({file_name} has {key}: "

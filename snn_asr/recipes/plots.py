@@ -1,4 +1,5 @@
-"""PNG plots people would rather look at: training curves, spike rasters, spike-rate distributions."""
+"""PNG plots people would rather look at: training curves, spike rasters, spike-rate distributions,
+sparsity-accuracy frontiers."""
 
 from __future__ import annotations
 
@@ -58,6 +59,57 @@ def training_curves(epochs: Sequence[int], series: Mapping[str, Sequence[float]]
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def frontier(
+    panels: Mapping[str, Sequence[dict]], path: str | Path, targets: Mapping[str, float] | None = None
+) -> Path:
+    """Sparsity-accuracy frontier: error rate against multiplications relative to a same-size GRU.
+
+    Each panel (e.g. ``"dev WER"``, ``"test WER"``) holds points ``{"label", "x", "y", "x_sd",
+    "y_sd", "kind"}``: ``kind`` ``"sweep"`` (the spiking settings, joined by their Pareto front) or
+    ``"baseline"`` (LSTM, GRU: squares); ``*_sd`` are error bars over seeds (0 for one seed).
+    ``targets`` draws vertical lines (e.g. ``{"10x fewer": 0.10}``).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> pts = [{"label": "a", "x": 0.2, "y": 40, "kind": "sweep"}, {"label": "LSTM", "x": 1.33, "y": 35,
+    ...        "y_sd": 2, "kind": "baseline"}]
+    >>> os.path.getsize(frontier({"dev WER": pts}, tempfile.mkdtemp() + "/f.png")) > 0
+    True
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
+    for ax, (title, points) in zip(axes[0], panels.items()):
+        sweep = sorted((p for p in points if p.get("kind") == "sweep"), key=lambda p: p["x"])
+        front, best = [], float("inf")
+        for p in sweep:  # the Pareto front: each point better than every cheaper one
+            if p["y"] < best:
+                front.append(p)
+                best = p["y"]
+        if front:
+            ax.plot([p["x"] for p in front], [p["y"] for p in front], "-", color="C0", alpha=0.5)
+        for p in points:
+            marker, color = ("s", "C3") if p.get("kind") == "baseline" else ("o", "C0")
+            ax.errorbar(
+                p["x"],
+                p["y"],
+                xerr=p.get("x_sd", 0),
+                yerr=p.get("y_sd", 0),
+                fmt=marker,
+                color=color,
+                capsize=3,
+            )
+            ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        for name, x in (targets or {}).items():
+            ax.axvline(x, color="grey", linestyle="--", linewidth=1)
+            ax.text(x, ax.get_ylim()[1], f" {name}", va="top", fontsize=8, color="grey")
+        ax.set_xscale("log")
+        ax.set_xlabel("multiplications per frame / a same-size GRU's")
+        ax.set_ylabel(title)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
 
 

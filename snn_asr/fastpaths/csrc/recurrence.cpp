@@ -78,13 +78,13 @@ void backward_row(int64_t kind, int64_t hidden, const T* __restrict__ go, const 
                   const uint8_t* __restrict__ keep, const T* __restrict__ i_prev, const T* __restrict__ m,
                   const T* __restrict__ leak, const T* __restrict__ f_n, const T* __restrict__ c_n,
                   T* __restrict__ g_cur, T* __restrict__ gvb, T* __restrict__ gyb, T* __restrict__ gf,
-                  T* __restrict__ terms, T zero, T one) {
+                  T* __restrict__ terms, T zero, T one, T reset) {
   for (int64_t h = 0; h < hidden; ++h) {
     const T through = gyb[h] + rb[h] + go[h];  // straight through where |V| <= M
     gvb[h] = gvb[h] + (keep[h] ? through : zero);
   }
   for (int64_t h = 0; h < hidden; ++h) {
-    gyb[h] = -gvb[h];
+    gyb[h] = -(gvb[h] * reset);  // reset 1 (exact), or 0: a detached reset
     g_cur[h] = g_cur[h] + gvb[h];
   }
   if (kind == LIF) {
@@ -229,7 +229,7 @@ void backward_loop(int64_t kind, const at::Tensor& p_t, const at::Tensor& gout_t
         backward_row(kind, hidden, gout + (b * time + n) * hidden, rec + row, st + saved,
                      n == 0 ? i0 + row : current + saved - batch * hidden, mask + row, leak, f_all + saved,
                      c_all + saved, gi + row, gv + row, gy + row, gf, kind == LIF ? leak_terms.data() + row : nullptr,
-                     zero, one);
+                     zero, one, p.reset);
         std::copy(gf, gf + width, gd);
       }
     });

@@ -20,11 +20,11 @@ inline void check_contiguous(std::initializer_list<const at::Tensor*> tensors) {
 
 template <typename T>
 struct Constants {  // snn_asr.fused._constants, in its order
-  T momentum, rest, levels, threshold, scale, min_scale, zero, one, two;
+  T momentum, rest, levels, threshold, scale, min_scale, zero, one, two, reset, floor;
   explicit Constants(const at::Tensor& p) {
     const T* v = p.data_ptr<T>();
     momentum = v[0], rest = v[1], levels = v[2], threshold = v[3], scale = v[4];
-    min_scale = v[5], zero = v[6], one = v[7], two = v[8];
+    min_scale = v[5], zero = v[6], one = v[7], two = v[8], reset = v[9], floor = v[10];
   }
 };
 
@@ -67,9 +67,10 @@ void quantize(const T* __restrict__ v, T scale, int64_t bits, const Constants<T>
     return;
   }
   const T s = (p.one / scale) * p.levels, threshold = p.threshold;
+  const T bottom = p.floor * scale;  // -scale (floor -1, exact), or 0: the unsigned code
   for (int64_t h = 0; h < hidden; ++h) {
-    const T x = v[h], low = scale < x ? scale : x;  // min(x, scale), then max(., -scale)
-    const T q = std::trunc(s * (low < -scale ? -scale : low)), level = q / s;
+    const T x = v[h], low = scale < x ? scale : x;  // min(x, scale), then max(., bottom)
+    const T q = std::trunc(s * (low < bottom ? bottom : low)), level = q / s;
     out[h] = std::abs(q) <= threshold ? zero : level;  // divided unconditionally: a select vectorizes
   }
 }

@@ -1,0 +1,133 @@
+"""The spike-rate penalty: a loss term that makes a spiking encoder's spikes sparse, and its rates.
+
+A layer's **spike rate** is the fraction of its valid neuron-frames that fire (``Y != 0``): what
+the event-driven path's multiplications scale with (:mod:`snn_asr.ops`). It counts, so it has no
+gradient; the penalty uses the layer's **activity** instead, the mean spike level ``|Y| / M``
+(in [0, 1): ``|q| / n``) over valid neuron-frames, whose straight-through gradient lowers the
+membranes that fire. Per training batch::
+
+    loss += weight * sum over layers l with rate_l > target of activity_l
+
+so ``target`` (default 0: always on) leaves a layer alone once it is as sparse as asked. The
+recipes' ``Brain`` adds it (YAML ``spike_rate_penalty: <weight>``, ``spike_rate_target``) and logs
+each layer's mean training rate per epoch (``history.json``, ``train_log.txt``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snn_asr.neurons import SpikingNeuron
+
+
+class SpikeRatePenalty:
+    """Collects each spiking layer's spikes in training (forward hooks) for the rate penalty and rates.
+
+    The hooks see every implementation alike (:mod:`snn_asr.dispatch` calls layers as modules).
+
+    Arguments
+    ---------
+    encoder : nn.Module
+        Holds :class:`~snn_asr.neurons.SpikingNeuron` layers (a ``SpikingRNN``, or a model with one).
+    weight : float
+        The penalty's weight (0: rates only).
+    target : float
+        Layers at or below this spike rate are not penalised.
+
+    Example
+    -------
+    >>> from snn_asr import SpikingRNN
+    >>> enc = SpikingRNN(8, input_size=4, num_layers=2).train()
+    >>> penalty = SpikeRatePenalty(enc, weight=0.1)
+    >>> _ = enc(torch.randn(3, 20, 4))
+    >>> loss = penalty.loss()
+    >>> loss.requires_grad, sorted(penalty.rates())
+    (True, ['layers.0', 'layers.1'])
+    """
+
+    def __init__(self, encoder: nn.Module, weight: float = 0.0, target: float = 0.0):
+        if weight < 0 or not 0 <= target < 1:
+            raise ValueError(
+                f"spike_rate_penalty must be >= 0 (got {weight}), spike_rate_target in [0, 1) (got {target})"
+            )
+        self.weight, self.target = float(weight), float(target)
+        self._captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._totals: dict[str, list[float]] = {}
+        layers = [m for m in encoder.modules() if isinstance(m, SpikingNeuron)]
+        names = layer_names(encoder)
+        self._hooks = [layer.register_forward_hook(self._hook(names[layer])) for layer in layers]
+
+    @classmethod
+    def of_recipe(cls, modules: nn.Module, hparams) -> SpikeRatePenalty | None:
+        """The penalty of a recipe's ``encoder`` module, with the YAML's ``spike_rate_penalty`` and
+        ``spike_rate_target`` (default 0: rates only); ``None`` when it has no spiking layer."""
+        encoder = getattr(modules, "encoder", None)
+        if encoder is None or not any(isinstance(m, SpikingNeuron) for m in encoder.modules()):
+            return None
+        weight = getattr(hparams, "spike_rate_penalty", 0.0)
+        return cls(encoder, weight=weight, target=getattr(hparams, "spike_rate_target", 0.0))
+
+    def _hook(self, name: str):
+        def hook(module, args, output):
+            if module.training:
+                valid = args[2] if len(args) > 2 else None
+                spikes = output[0]
+                if valid is None:
+                    valid = torch.ones(spikes.shape[:2], dtype=torch.bool, device=spikes.device)
+                self._captured[name] = (spikes / module.quantizer.scale, valid)
+
+        return hook
+
+    def rates(self) -> dict[str, float]:
+        """Each layer's spike rate in the last training forward pass."""
+        return {name: float(rate) for name, (rate, _) in self._measure().items()}
+
+    def _measure(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``name -> (rate, activity)`` of the captured spikes, over valid neuron-frames."""
+        out = {}
+        for name, (levels, valid) in self._captured.items():
+            keep = valid.unsqueeze(-1).to(levels.dtype)
+            count = keep.sum() * levels.shape[-1]
+            rate = ((levels != 0).to(levels.dtype) * keep).sum().detach() / count
+            out[name] = (rate, (levels.abs() * keep).sum() / count)
+        return out
+
+    def loss(self) -> torch.Tensor:
+        """The penalty for the last training forward pass (0 when none); tallies its rates."""
+        measured = self._measure()
+        self._captured = {}
+        total = torch.zeros(())
+        for name, (rate, activity) in measured.items():
+            tally = self._totals.setdefault(name, [0.0, 0])
+            tally[0] += float(rate)
+            tally[1] += 1
+            if self.weight and float(rate) > self.target:
+                total = total.to(activity.device) + self.weight * activity
+        return total
+
+    def epoch_rates(self) -> dict[str, float]:
+        """Each layer's mean rate over the batches since the last call (then reset)."""
+        rates = {name: round(s / n, 4) for name, (s, n) in self._totals.items() if n}
+        self._totals = {}
+        return rates
+
+    def remove(self) -> None:
+        """Removes the hooks."""
+        for hook in self._hooks:
+            hook.remove()
+
+
+def layer_names(encoder: nn.Module) -> dict[nn.Module, str]:
+    """Short names of the spiking layers: ``layers.<i>`` in a ``SpikingRNN``'s order, else module paths.
+
+    Example
+    -------
+    >>> from snn_asr import SpikingRNN
+    >>> list(layer_names(SpikingRNN(4, input_size=2, num_layers=2)).values())
+    ['layers.0', 'layers.1']
+    """
+    rnns = [m for m in encoder.modules() if hasattr(m, "stacks") and hasattr(m, "layers")]
+    if len(rnns) == 1:
+        return {layer: f"layers.{i}" for i, layer in enumerate(rnns[0].layers)}
+    return {m: name for name, m in encoder.named_modules() if isinstance(m, SpikingNeuron)}
