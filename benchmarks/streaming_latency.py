@@ -14,10 +14,15 @@ setting it shows the measured spike rate, the op-count ratio to the GRU
 measured latency ratio, and "short by" = measured / op-count. It also checks the
 event-driven outputs against the dense reference on the benchmark sequence.
 
+With ``--model`` (an exported folder, e.g. ``pretrained/snn-an4``) and ``--audio`` it times that
+trained encoder instead, on the real features of the given files (the folder's own front end),
+against a same-size GRU and LSTM stepped alike: the wall-clock side of a sparsity setting.
+
 Run::
 
     python benchmarks/streaming_latency.py
     python benchmarks/streaming_latency.py --thresholds 3 --frames 1000
+    python benchmarks/streaming_latency.py --model pretrained/snn-an4 --audio tests/data/an4-samples/*.wav
 """
 
 from __future__ import annotations
@@ -69,7 +74,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--thresholds", type=int, nargs="+", default=[3, 0, 7, 15])
     parser.add_argument("--calibration", type=int, default=5, help="training-mode passes before eval")
+    parser.add_argument("--model", help="a trained model folder: time its encoder on --audio instead")
+    parser.add_argument("--audio", nargs="+", default=[], help="speech files for --model")
     args = parser.parse_args()
+    if args.model:
+        return trained_model(args)
     sizes = f"{args.input}->{args.hidden} x {args.layers} layers"
     setup(args, f"streaming, batch 1, {args.frames} frames, {sizes}")
 
@@ -169,6 +178,59 @@ def main() -> None:
         f"target event-driven frame by frame >= {TARGET}x faster than GRU frame by frame: "
         f"{first[5]:.2f}x at threshold {args.thresholds[0]} -> {verdict}"
     )
+
+
+def trained_model(args) -> None:
+    """The ``--model`` mode: the trained encoder, event-driven, on real features; GRU and LSTM alike."""
+    from snn_asr.dataio import load_audio
+    from snn_asr.inference.asr import SpikingASR
+
+    if not args.audio:
+        raise SystemExit("error: --model needs --audio FILE ... (speech to take the features from)")
+    asr = SpikingASR.from_hparams(args.model, local_only=True)
+    rnn = asr.parts.enc
+    feats = [next(asr.features(load_audio(path, asr.sample_rate))) for path in args.audio]
+    x = torch.cat(feats, dim=1)[:, : args.frames]
+    hidden, layers, width = rnn.hidden_size, rnn.num_layers, x.shape[-1]
+    setup(args, f"streaming, batch 1, {x.shape[1]} frames of {len(args.audio)} files, {args.model}")
+    stream = EventDrivenRNN(rnn)
+    dense, _ = rnn(x)
+    flips = int((stream(x[0]) != dense[0]).sum())
+    print(f"event-driven against the dense encoder on these frames: {flips} of {dense.numel()} spikes differ")
+    ops = count_ops(rnn, x)
+    baselines = {
+        "GRU": torch.nn.GRU(width, hidden, layers, batch_first=True).eval(),
+        "LSTM": torch.nn.LSTM(width, hidden, layers, batch_first=True).eval(),
+    }
+    frames = [x[:, n : n + 1] for n in range(x.shape[1])]
+    states: dict = {}
+
+    def stepper(name: str, model: torch.nn.Module) -> Callable[[int], None]:
+        def step(n: int) -> None:
+            _, states[name] = model(frames[n], None if n == 0 else states[name])
+
+        return step
+
+    def event_step(n: int) -> None:
+        if n == 0:
+            stream.reset()
+        stream(frames[n][0, 0][None])
+
+    steps = {name: stepper(name, model) for name, model in baselines.items()} | {"event": event_step}
+    frame = per_frame(steps, len(frames), args.repeats)
+    wholes = {name: (lambda model=model: model(x)) for name, model in baselines.items()}
+    whole = interleaved_medians(wholes | {"event": lambda: (stream.reset(), stream(x[0]))}, args.repeats)
+    rows = []
+    for name in baselines:
+        for how, times, count in (("frame by frame", frame, 1), ("whole sequence", whole, len(frames))):
+            ratio = times["event"] / times[name]
+            rows.append([f"event-driven vs {name}, {how}", times["event"] / count * 1e6,
+                         times[name] / count * 1e6, ratio, 1 / ratio])  # fmt: skip
+    rates = " / ".join(f"{r:.3f}" for r in ops.spike_rates().values())
+    print(f"spike rates {rates}; event-driven multiplications / a same-size GRU's: {ops.ratio_to_gru:.3f}")
+    print(f"energy estimate per second of speech: {ops.energy_uj / x.shape[1] * 100:.1f} uJ "
+          f"(GRU {ops.gru_energy_uj / x.shape[1] * 100:.1f} uJ; snn_asr.ops)")  # fmt: skip
+    print(table(["comparison", "event us/frame", "baseline us/frame", "time ratio", "speedup"], rows))
 
 
 def check(rnn: SpikingRNN, stream: EventDrivenRNN, x: torch.Tensor) -> None:

@@ -41,6 +41,19 @@ def test_equals_dense_reference_in_float64(neuron, bits, threshold, input_bits):
     torch.testing.assert_close(stream.hidden(), hidden, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("neuron", ["v1", "v2"])
+def test_unsigned_codes_and_per_layer_thresholds_equal_the_dense_reference(neuron):
+    torch.manual_seed(0)
+    rnn = SpikingRNN(12, input_size=5, num_layers=2, neuron=neuron, threshold=[7, 15], unsigned=True)
+    rnn = trained(rnn)
+    x = torch.randn(1, 40, 5, dtype=torch.float64) * 2
+    with torch.no_grad():
+        dense, _ = rnn(x)
+    out = EventDrivenRNN(rnn)(x[0])
+    assert (out != 0).any() and (out == 0).any()
+    assert torch.equal(out, dense[0])
+
+
 def test_float32_agrees_within_rounding():
     """In float32 only the summation order differs: spikes agree, potentials to ~1e-5."""
     torch.manual_seed(1)

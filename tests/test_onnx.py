@@ -39,11 +39,14 @@ def onnx_digits(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", sorted(NEURONS))
+SCANNED = [(k, False) for k in sorted(NEURONS)] + [("v1", True), ("v2", True)]  # (neuron, unsigned code)
+
+
+@pytest.mark.parametrize("kind, unsigned", SCANNED)
 @pytest.mark.parametrize("bits", [1, 6])
-def test_the_scan_recurrence_equals_the_reference_loop(kind, bits):
+def test_the_scan_recurrence_equals_the_reference_loop(kind, unsigned, bits):
     torch.manual_seed(0)
-    layer = NEURONS[kind](5, 7, bits=bits, threshold=0 if bits == 1 else 2)
+    layer = NEURONS[kind](5, 7, bits=bits, threshold=0 if bits == 1 else 2, unsigned=unsigned)
     with torch.no_grad():
         run_layer(layer, torch.randn(3, 40, 5), implementation="reference")  # a running scale to fire at
     layer.eval()

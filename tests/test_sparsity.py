@@ -187,6 +187,10 @@ def test_penalty_gradient_is_the_mean_spike_level_and_stops_at_the_target():
     idle = SpikeRatePenalty(enc, weight=0.5, target=0.999)  # every layer under the target
     enc(x)
     assert float(idle.loss()) == 0.0
+    first = SpikeRatePenalty(enc, weight=[0.5, 0.0])  # per layer: the first only
+    enc(x)
+    levels = first._captured["layers.0"][0]
+    torch.testing.assert_close(first.loss(), 0.5 * levels.abs().mean())
 
 
 def test_penalty_makes_spikes_sparse():
@@ -210,6 +214,8 @@ def test_bad_penalty_settings_are_one_line():
     enc = SpikingRNN(4, input_size=2)
     with pytest.raises(ValueError, match="spike_rate_penalty must be >= 0"):
         SpikeRatePenalty(enc, weight=-1.0)
+    with pytest.raises(ValueError, match="one value or one per layer"):
+        SpikeRatePenalty(enc, weight=[1.0, 2.0])
     with pytest.raises(ValueError, match="one a layer"):
         SpikingRNN(4, input_size=2, num_layers=2, threshold=[1, 2, 3])
 
@@ -217,3 +223,17 @@ def test_bad_penalty_settings_are_one_line():
 def test_per_layer_thresholds_and_bits():
     enc = SpikingRNN(4, input_size=2, num_layers=2, bits=[6, 4], threshold=[3, 1])
     assert [(q.bits, q.threshold) for q in (layer.quantizer for layer in enc.layers)] == [(6, 3), (4, 1)]
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2"])
+def test_an_unsigned_code_is_the_signed_one_in_one_bit_fewer(kind):
+    """v1/v2 spikes are never negative: 5 unsigned bits carry exactly what 6 signed bits do."""
+    torch.manual_seed(6)
+    signed = NEURONS[kind](5, 8, bits=6, threshold=3)
+    unsigned = NEURONS[kind](5, 8, bits=5, threshold=3, unsigned=True)
+    unsigned.load_state_dict(signed.state_dict())
+    x = torch.randn(3, 30, 5) * 2
+    for train in (True, False):
+        signed.train(train), unsigned.train(train)
+        assert torch.equal(signed(x)[0], unsigned(x)[0])
+    assert torch.equal(signed.quantizer.scale, unsigned.quantizer.scale)

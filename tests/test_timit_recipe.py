@@ -126,27 +126,20 @@ def test_torchrun_ddp_over_gloo_on_cpu(mini_timit, tmp_path):
     assert (out / "wer_test.txt").exists() and (out / "ops_test.json").exists()
 
 
-def test_augmented_training_runs_and_logs_a_finite_loss(mini_timit, tmp_path):
+def test_augmented_training_with_sparsity_controls_logs_a_finite_loss_and_rates(mini_timit, tmp_path):
+    """One epoch with augmentation and the sparsity controls from the command line (one run for both)."""
     out = tmp_path / "augment"
     cmd = recipe(mini_timit, out, "--number_of_epochs", "1", "--hidden_size", "32", "--beam_size", "0")
-    subprocess.run([*cmd, "--augment", "True", "--phone_lm_order", "0"], check=True, cwd=tmp_path)
-    history = json.loads((out / "history.json").read_text())
-    assert len(history) == 1 and 0 < history[0]["train_loss"] < 1e3
-    hparams = (out / "hyperparams.yaml").read_text()
-    assert "augment: true" in hparams.lower()
-
-
-def test_sparsity_controls_train_from_the_command_line_and_log_rates(mini_timit, tmp_path):
-    out = tmp_path / "sparse"
-    cmd = recipe(mini_timit, out, "--number_of_epochs", "1", "--hidden_size", "32", "--beam_size", "0")
     controls = ["--spike_rate_penalty", "0.5", "--unsigned", "True", "--threshold", "[7, 15]"]
-    controls += ["--surrogate", "firing", "--phone_lm_order", "0"]
-    subprocess.run([*cmd, *controls], check=True, cwd=tmp_path)
+    controls += ["--surrogate", "firing"]
+    subprocess.run([*cmd, "--augment", "True", "--phone_lm_order", "0", *controls], check=True, cwd=tmp_path)
     (epoch,) = json.loads((out / "history.json").read_text())
+    assert 0 < epoch["train_loss"] < 1e3
     assert set(epoch["train_spike_rates"]) == {"layers.0", "layers.1"}
     assert all(0 <= r <= 1 for r in epoch["train_spike_rates"].values())
     assert "train rate layers.0" in (out / "train_log.txt").read_text()
     hparams = (out / "hyperparams.yaml").read_text()
+    assert "augment: true" in hparams.lower()
     assert "spike_rate_penalty: 0.5" in hparams and "surrogate: firing" in hparams
 
 

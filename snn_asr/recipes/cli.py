@@ -193,8 +193,8 @@ def _text(node) -> str:
     return str(node.value)
 
 
-PER_LAYER_KEYS = ("threshold", "bits")
-"""Integer keys that also take a list, one value per layer (``--threshold "[3, 7]"``)."""
+PER_LAYER_KEYS = ("threshold", "bits", "spike_rate_penalty", "spike_rate_target")
+"""Number keys that also take a list, one value per layer (``--threshold "[3, 7]"``)."""
 
 
 def check_overrides(overrides: str, hparams_file: str | Path) -> list[tuple[str, str]]:
@@ -262,7 +262,7 @@ def check_overrides(overrides: str, hparams_file: str | Path) -> list[tuple[str,
             raise RecipeError(f"--{key} has no value; pass e.g. --{key} {shlex.quote(_text(default))}")
         if got == expected or (expected == "float" and got == "int"):
             continue
-        if key in PER_LAYER_KEYS and expected == "int" and got == "seq":
+        if key in PER_LAYER_KEYS and expected in ("int", "float") and got == "seq":
             continue  # one value per layer (SpikingRNN checks their count)
         example = f"; pass e.g. --{key} {shlex.quote(_text(default))}" if expected != "map" else ""
         raise RecipeError(

@@ -6,14 +6,17 @@ gradient; the penalty uses the layer's **activity** instead, the mean spike leve
 (in [0, 1): ``|q| / n``) over valid neuron-frames, whose straight-through gradient lowers the
 membranes that fire. Per training batch::
 
-    loss += weight * sum over layers l with rate_l > target of activity_l
+    loss += sum over layers l with rate_l > target_l of weight_l * activity_l
 
-so ``target`` (default 0: always on) leaves a layer alone once it is as sparse as asked. The
+so ``target`` (default 0: always on) leaves a layer alone once it is as sparse as asked; weight and
+target are one value for every layer, or one per layer. The
 recipes' ``Brain`` adds it (YAML ``spike_rate_penalty: <weight>``, ``spike_rate_target``) and logs
 each layer's mean training rate per epoch (``history.json``, ``train_log.txt``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -30,10 +33,10 @@ class SpikeRatePenalty:
     ---------
     encoder : nn.Module
         Holds :class:`~snn_asr.neurons.SpikingNeuron` layers (a ``SpikingRNN``, or a model with one).
-    weight : float
-        The penalty's weight (0: rates only).
-    target : float
-        Layers at or below this spike rate are not penalised.
+    weight : float or sequence of float
+        The penalty's weight (0: rates only), or one per layer (in ``layers.<i>`` order).
+    target : float or sequence of float
+        Layers at or below this spike rate are not penalised; one, or one per layer.
 
     Example
     -------
@@ -41,22 +44,33 @@ class SpikeRatePenalty:
     >>> enc = SpikingRNN(8, input_size=4, num_layers=2).train()
     >>> penalty = SpikeRatePenalty(enc, weight=0.1)
     >>> _ = enc(torch.randn(3, 20, 4))
-    >>> loss = penalty.loss()
-    >>> loss.requires_grad, sorted(penalty.rates())
-    (True, ['layers.0', 'layers.1'])
+    >>> sorted(penalty.rates())  # the last training batch's, per layer
+    ['layers.0', 'layers.1']
+    >>> penalty.loss().requires_grad  # added to the recipe's loss
+    True
     """
 
-    def __init__(self, encoder: nn.Module, weight: float = 0.0, target: float = 0.0):
-        if weight < 0 or not 0 <= target < 1:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        weight: float | Sequence[float] = 0.0,
+        target: float | Sequence[float] = 0.0,
+    ):
+        names = list(layer_names(encoder).items())
+        weights, targets = _per_layer(weight, len(names)), _per_layer(target, len(names))
+        if weights is None or targets is None:
+            raise ValueError(
+                f"spike_rate_penalty and spike_rate_target take one value or one per layer ({len(names)})"
+            )
+        if min(weights) < 0 or not all(0 <= t < 1 for t in targets):
             raise ValueError(
                 f"spike_rate_penalty must be >= 0 (got {weight}), spike_rate_target in [0, 1) (got {target})"
             )
-        self.weight, self.target = float(weight), float(target)
+        self.weights = {name: w for (_, name), w in zip(names, weights)}
+        self.targets = {name: t for (_, name), t in zip(names, targets)}
         self._captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._totals: dict[str, list[float]] = {}
-        layers = [m for m in encoder.modules() if isinstance(m, SpikingNeuron)]
-        names = layer_names(encoder)
-        self._hooks = [layer.register_forward_hook(self._hook(names[layer])) for layer in layers]
+        self._hooks = [layer.register_forward_hook(self._hook(name)) for layer, name in names]
 
     @classmethod
     def of_recipe(cls, modules: nn.Module, hparams) -> SpikeRatePenalty | None:
@@ -102,8 +116,8 @@ class SpikeRatePenalty:
             tally = self._totals.setdefault(name, [0.0, 0])
             tally[0] += float(rate)
             tally[1] += 1
-            if self.weight and float(rate) > self.target:
-                total = total.to(activity.device) + self.weight * activity
+            if self.weights[name] and float(rate) > self.targets[name]:
+                total = total.to(activity.device) + self.weights[name] * activity
         return total
 
     def epoch_rates(self) -> dict[str, float]:
@@ -116,6 +130,14 @@ class SpikeRatePenalty:
         """Removes the hooks."""
         for hook in self._hooks:
             hook.remove()
+
+
+def _per_layer(value: float | Sequence[float], layers: int) -> list[float] | None:
+    """``value`` for each layer (one for all, or one each); ``None`` for a count that does not fit."""
+    if isinstance(value, (int, float)):
+        return [float(value)] * layers
+    values = [float(v) for v in value]
+    return values if len(values) == layers else None
 
 
 def layer_names(encoder: nn.Module) -> dict[nn.Module, str]:
