@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("recipe", choices=sorted(SPLITS))
     parser.add_argument("data_folder", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--points", nargs="+", required=True, help="NAME=OVERRIDES for hparams/snn.yaml")
+    parser.add_argument("--points", nargs="*", default=[], help="NAME=OVERRIDES for hparams/snn.yaml")
     parser.add_argument("--baselines", nargs="*", default=[], help="hparams stems trained alike (lstm gru)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1234])
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -106,6 +107,9 @@ def frontier(
             ax.axvline(x, color="grey", linestyle="--", linewidth=1)
             ax.text(x, ax.get_ylim()[1], f" {name}", va="top", fontsize=8, color="grey")
         ax.set_xscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("multiplications per frame / a same-size GRU's")
         ax.set_ylabel(title)
         ax.set_title(title)
