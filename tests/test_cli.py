@@ -80,7 +80,8 @@ def test_folder_list_report_and_output(pretrained, capsys, tmp_path):
     assert status == 0 and out == ""
     assert len((tmp_path / "o").read_text().splitlines()) == 3
     reports = [line for line in err if "RTF" in line]
-    assert len(reports) == 3 and all("spike rate" in r and "same-size GRU" in r for r in reports)
+    assert len(reports) == 4 and all("spike rate" in r and "same-size GRU" in r for r in reports)
+    assert reports[-1].startswith("all 3 files:") and "uJ an utterance" in reports[-1]  # the total
 
 
 def test_bad_inputs_are_reported_and_the_rest_transcribed(pretrained, capsys, tmp_path):

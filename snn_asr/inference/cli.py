@@ -347,7 +347,7 @@ def transcribe(args: argparse.Namespace, out: TextIO) -> int:
         tqdm.write(f"warning: {line}", file=sys.stderr)
     for line in found.errors:
         tqdm.write(f"error: {line}", file=sys.stderr)
-    failed = 0
+    failed, reports = 0, []
     with ExitStack() as files:
         if args.output_dir is not None:
             args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -384,6 +384,9 @@ def transcribe(args: argparse.Namespace, out: TextIO) -> int:
                 )
             if args.report:
                 tqdm.write(report_line(path, transcript), file=sys.stderr)
+                reports.append(transcript)
+    if len(reports) > 1:
+        tqdm.write(report_total(reports), file=sys.stderr)
     bad = failed + len(found.errors)
     if bad:
         total = len(found.paths) + len(found.errors)
@@ -404,6 +407,25 @@ def report_line(path: str, transcript) -> str:
     return (
         f"{timing}; {spikes}; {ops.mults * ops.utterances / max(1, ops.frames):,.0f} mults/frame, "
         f"{ops.ratio_to_gru:.3f} x a same-size GRU"
+    )
+
+
+def report_total(transcripts: list) -> str:
+    """``--report``'s last line over every file: audio, real-time factor, rates, multiplications, energy."""
+    from snn_asr.ops import OpsReport
+
+    audio = sum(t.duration for t in transcripts)
+    seconds = sum(t.seconds for t in transcripts)
+    ops = OpsReport.merge([t.ops for t in transcripts])
+    head = f"all {len(transcripts)} files: {audio:.1f} s audio in {seconds:.1f} s (RTF {seconds / audio:.3f})"
+    rates = ops.spike_rates()
+    if not rates and not ops.mults:
+        return head
+    spikes = " / ".join(f"{r:.3f}" for r in rates.values()) or "no spiking layers"
+    return (
+        f"{head}; spike rates {spikes}; {ops.mults * ops.utterances / max(1, ops.frames):,.0f} mults/frame, "
+        f"{ops.ratio_to_gru:.3f} x a same-size GRU; about {ops.energy_uj:.0f} uJ an utterance "
+        f"(GRU {ops.gru_energy_uj:.0f} uJ)"
     )
 
 
