@@ -59,6 +59,15 @@ def per_frame(steps: dict[str, Callable[[int], object]], frames: int, repeats: i
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def frame_stepper(model: torch.nn.Module, frames: list, states: dict, name: str) -> Callable[[int], None]:
+    """``step(n)``: ``model`` on frame ``n`` alone, carrying its state in ``states[name]`` (reset at 0)."""
+
+    def step(n: int) -> None:
+        _, states[name] = model(frames[n], None if n == 0 else states[name])
+
+    return step
+
+
 def calibrated(args, threshold: int) -> SpikingRNN:
     rnn = spiking(args, "v2", threshold=threshold).train()
     with torch.no_grad():
@@ -87,12 +96,6 @@ def main() -> None:
     gru = torch.nn.GRU(args.input, args.hidden, args.layers, batch_first=True).eval()
     states: dict[str, torch.Tensor] = {}
 
-    def stepper(name: str, model: torch.nn.Module) -> Callable[[int], None]:
-        def step(n: int) -> None:
-            _, states[name] = model(frames[n], None if n == 0 else states[name])
-
-        return step
-
     rows = []
     for threshold in args.thresholds:
         rnn = calibrated(args, threshold)
@@ -106,13 +109,13 @@ def main() -> None:
                 stream.reset()
             stream(inputs[n])
 
-        steps = {"GRU": stepper("GRU", gru), "event": event_step}
+        steps = {"GRU": frame_stepper(gru, frames, states, "GRU"), "event": event_step}
         if threshold == args.thresholds[0]:
             check(rnn, stream, x)
             for implementation in ("fused", "reference"):
                 dense = copy.deepcopy(rnn)
                 dense.implementation = implementation
-                steps[f"dense {implementation}"] = stepper(implementation, dense)
+                steps[f"dense {implementation}"] = frame_stepper(dense, frames, states, implementation)
         frame = per_frame(steps, args.frames, args.repeats)
         whole = interleaved_medians(
             {"GRU": lambda: gru(x), "event": lambda stream=stream: (stream.reset(), stream(x[0]))},
@@ -205,18 +208,13 @@ def trained_model(args) -> None:
     frames = [x[:, n : n + 1] for n in range(x.shape[1])]
     states: dict = {}
 
-    def stepper(name: str, model: torch.nn.Module) -> Callable[[int], None]:
-        def step(n: int) -> None:
-            _, states[name] = model(frames[n], None if n == 0 else states[name])
-
-        return step
-
     def event_step(n: int) -> None:
         if n == 0:
             stream.reset()
         stream(frames[n][0, 0][None])
 
-    steps = {name: stepper(name, model) for name, model in baselines.items()} | {"event": event_step}
+    steps = {name: frame_stepper(model, frames, states, name) for name, model in baselines.items()}
+    steps["event"] = event_step
     frame = per_frame(steps, len(frames), args.repeats)
     wholes = {name: (lambda model=model: model(x)) for name, model in baselines.items()}
     whole = interleaved_medians(wholes | {"event": lambda: (stream.reset(), stream(x[0]))}, args.repeats)

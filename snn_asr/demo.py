@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         passes = calibrate(model, feats)  # batch-norm statistics and spike scales from this input
         report = count_ops(model.eval(), feats)
         rates = " / ".join(f"{r:.3f}" for r in report.spike_rates().values()) or "-"
-        per_frame = report.mults * report.utterances / report.frames
+        per_frame = report.mults_per_frame
         ratio = report.ratio_to_gru
         row = (
             f"| {name} | {count_parameters(model):,} | {per_frame:,.0f} | {ratio:.3f} | {rates} | {passes} |"

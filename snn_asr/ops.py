@@ -133,6 +133,11 @@ class OpsReport:
         return total / self.utterances
 
     @property
+    def mults_per_frame(self) -> float:
+        """All multiplications per frame (the per-utterance count over the frames of an utterance)."""
+        return self.mults * self.utterances / max(1, self.frames)
+
+    @property
     def ratio_to_gru(self) -> float:
         """``mults / gru_mults``: below 1 means fewer multiplications than the GRU."""
         return self.mults / max(1.0, self.gru_mults)
@@ -191,7 +196,7 @@ class OpsReport:
             "frames_per_utterance": self.frames / self.utterances,
             "mults_per_utterance": self.mults,
             "matrix_mults_per_utterance": self.matrix_mults,
-            "mults_per_frame": self.mults * self.utterances / max(1, self.frames),
+            "mults_per_frame": self.mults_per_frame,
             "gru_mults_per_utterance": self.gru_mults,
             "ratio_to_gru": self.ratio_to_gru,
             "energy_uj_per_utterance": self.energy_uj,

@@ -214,7 +214,7 @@ def test_bad_penalty_settings_are_one_line():
     enc = SpikingRNN(4, input_size=2)
     with pytest.raises(ValueError, match="spike_rate_penalty must be >= 0"):
         SpikeRatePenalty(enc, weight=-1.0)
-    with pytest.raises(ValueError, match="one value or one per layer"):
+    with pytest.raises(ValueError, match="spike_rate_penalty has 2 values for 1 layers"):
         SpikeRatePenalty(enc, weight=[1.0, 2.0])
     with pytest.raises(ValueError, match="one a layer"):
         SpikingRNN(4, input_size=2, num_layers=2, threshold=[1, 2, 3])

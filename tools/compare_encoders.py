@@ -64,6 +64,11 @@ def error_rates(run: Path, split: str, suffix: str) -> dict[str, float] | None:
     return {"wer": float(match.group(1))} if match else None
 
 
+def finished(recipe: str, run: Path) -> bool:
+    """Whether ``run`` holds a finished run of ``recipe``: its history and the test split's op counts."""
+    return (run / "history.json").is_file() and (run / f"ops_{SPLITS[recipe][1]}.json").is_file()
+
+
 def encoder_parameters(run: Path) -> int:
     """2-D weight parameters of the run's encoder, rebuilt from its saved ``hyperparams.yaml``."""
     from hyperpyyaml import load_hyperpyyaml
@@ -178,11 +183,11 @@ def main(argv: list[str] | None = None) -> None:
                 print("$", " ".join(command), flush=True)
                 if subprocess.run(command, env=os.environ).returncode:
                     sys.exit(f"error: training {name} failed (see above); rerun to resume it")
-            finished = [run / "history.json", run / f"ops_{SPLITS[args.recipe][1]}.json"]
-            if not all(path.is_file() for path in finished) and args.table_only and seed is not None:
+            done = finished(args.recipe, run)
+            if not done and args.table_only and seed is not None:
                 print(f"warning: {str(run)!r} is not finished: left out of {name}'s row", file=sys.stderr)
                 continue
-            if not all(path.is_file() for path in finished):
+            if not done:
                 sys.exit(
                     f"error: {str(run)!r} holds no finished run of {name} (no history.json or ops file); "
                     "train it first (drop --table-only), or leave it out of --models"

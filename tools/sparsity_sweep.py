@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_encoders import SPLITS, aggregate, markdown, summarize  # noqa: E402
+from compare_encoders import SPLITS, aggregate, finished, markdown, summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.10
@@ -81,11 +81,7 @@ def train_all(jobs: list[tuple[str, list[str]]], parallel: int) -> None:
                     sys.exit(f"error: a run failed (see {log}); rerun to resume it")
 
 
-def finished(recipe: str, run: Path) -> bool:
-    return (run / "history.json").is_file() and (run / f"ops_{SPLITS[recipe][1]}.json").is_file()
-
-
-def points_of(rows: list[dict], recipe: str, metric: str, split: str, kinds: dict[str, str]) -> list[dict]:
+def points_of(rows: list[dict], metric: str, split: str, kinds: dict[str, str]) -> list[dict]:
     """The frontier's points for one panel: ``split``'s error (no LM) against the ratio to a GRU."""
     column = f"{split} {metric}"
     points = []
@@ -155,10 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     if not rows:
         sys.exit(f"error: no finished run in {str(args.out)!r}; train first (drop --table-only)")
     metric = "PER" if args.recipe == "TIMIT" else "WER"
-    panels = {
-        f"{split} {metric}": points_of(rows, args.recipe, metric, split, kinds)
-        for split in SPLITS[args.recipe]
-    }
+    panels = {f"{split} {metric}": points_of(rows, metric, split, kinds) for split in SPLITS[args.recipe]}
     args.out.mkdir(parents=True, exist_ok=True)
     frontier(panels, args.out / "frontier.png", targets={"10x fewer than a GRU": TARGET_RATIO})
     table = markdown(rows)

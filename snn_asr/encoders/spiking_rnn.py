@@ -33,17 +33,18 @@ def reverse_valid(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     return x.gather(1, source)
 
 
-def per_layer(value: int | Sequence[int], num_layers: int, name: str) -> list[int]:
-    """``value`` for each of ``num_layers`` layers: one for all, or one each (a one-line error else).
+def per_layer(value: float | Sequence[float], num_layers: int, name: str, kind: type = int) -> list:
+    """``value`` as ``kind`` for each of ``num_layers`` layers: one for all, or one each (a one-line
+    error else).
 
     Example
     -------
-    >>> per_layer(3, 2, "threshold"), per_layer([3, 5], 2, "threshold")
-    ([3, 3], [3, 5])
+    >>> per_layer(3, 2, "threshold"), per_layer([3, 5], 2, "threshold"), per_layer(8, 1, "weight", float)
+    ([3, 3], [3, 5], [8.0])
     """
-    if isinstance(value, int):
-        return [value] * num_layers
-    values = [int(v) for v in value]
+    if isinstance(value, (int, float)):
+        return [kind(value)] * num_layers
+    values = [kind(v) for v in value]
     if len(values) != num_layers:
         raise ValueError(f"{name} has {len(values)} values for {num_layers} layers: give one, or one a layer")
     return values

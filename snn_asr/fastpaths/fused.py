@@ -217,7 +217,8 @@ class _FusedRecurrence(torch.autograd.Function):
     def forward(ctx, drive, weight, i0, v0, y0, kind, quantizer, train, mask, valid, workspace, detach_reset):
         batch, time, _ = drive.shape
         hidden, dtype = i0.shape[1], drive.dtype
-        keep = time if any(ctx.needs_input_grad[:5]) else 1
+        saving = any(ctx.needs_input_grad[:5])  # for the backward pass
+        keep = time if saving else 1
         per_frame = train and quantizer.per_frame  # else the frames fire at a fixed scale
         p = torch.from_numpy(_constants(quantizer, per_frame, drive.dtype, detach_reset))
         corr = _corrections(quantizer.momentum, int(quantizer.steps), time, drive) if per_frame else p
@@ -259,9 +260,7 @@ class _FusedRecurrence(torch.autograd.Function):
             quantizer.steps.add_(int(updates[0]))
         elif train:  # scale_update="batch": as the reference, once after the batch
             quantizer.update(tops, valid)
-        if (
-            any(ctx.needs_input_grad[:5]) and quantizer.surrogate == "firing"
-        ):  # no gradient where it did not fire
+        if saving and quantizer.surrogate == "firing":  # no gradient where it did not fire
             st.logical_and_(out.transpose(0, 1) != 0)
         ctx.kind, ctx.p, ctx.scales = kind, p, scales
         ctx.save_for_backward(weight, i0, mask, valid_all, current, levels_all, f_all, c_all, st)

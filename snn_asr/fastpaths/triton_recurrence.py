@@ -117,8 +117,10 @@ class _TritonRecurrence(torch.autograd.Function):
         if kind == V2:
             gates = new(batch, time, 2 * hidden)
             levels_all[0] = y / quantizer.scale
-        common = dict(H=hidden, KIND=kind, BITS=quantizer.bits, THRESHOLD=quantizer.threshold, SAVE=save)
-        common["UNSIGNED"] = quantizer.unsigned
+        common = dict(
+            H=hidden, KIND=kind, BITS=quantizer.bits, THRESHOLD=quantizer.threshold,
+            UNSIGNED=quantizer.unsigned, SAVE=save,
+        )  # fmt: skip
         any_valid = valid8.amax(0)
         if per_frame:
             count = torch.cumsum(any_valid, 0) - 1  # the fold each frame is, counted from 0

@@ -405,7 +405,7 @@ def report_line(path: str, transcript) -> str:
         return f"{timing}; no op counts (the encoder is not torch's here: count them with --backend torch)"
     spikes = f"spike rate {sum(rates.values()) / len(rates):.3f}" if rates else "no spiking layers"
     return (
-        f"{timing}; {spikes}; {ops.mults * ops.utterances / max(1, ops.frames):,.0f} mults/frame, "
+        f"{timing}; {spikes}; {ops.mults_per_frame:,.0f} mults/frame, "
         f"{ops.ratio_to_gru:.3f} x a same-size GRU"
     )
 
@@ -423,7 +423,7 @@ def report_total(transcripts: list) -> str:
         return head
     spikes = " / ".join(f"{r:.3f}" for r in rates.values()) or "no spiking layers"
     return (
-        f"{head}; spike rates {spikes}; {ops.mults * ops.utterances / max(1, ops.frames):,.0f} mults/frame, "
+        f"{head}; spike rates {spikes}; {ops.mults_per_frame:,.0f} mults/frame, "
         f"{ops.ratio_to_gru:.3f} x a same-size GRU; about {ops.energy_uj:.0f} uJ an utterance "
         f"(GRU {ops.gru_energy_uj:.0f} uJ)"
     )

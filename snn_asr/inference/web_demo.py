@@ -40,7 +40,7 @@ def analyse(asr: SpikingASR, path: str | os.PathLike) -> tuple[str, list[list], 
         f"**{transcript.duration:.2f} s** of audio decoded in {transcript.seconds:.2f} s "
         f"(real-time factor {transcript.rtf:.3f}).",
         "",
-        f"**{ops.mults * ops.utterances / max(1, ops.frames):,.0f} multiplications per frame**, "
+        f"**{ops.mults_per_frame:,.0f} multiplications per frame**, "
         f"{ops.ratio_to_gru:.3f} × a same-size GRU's (event-driven: only spikes cost products).",
     ]
     raster = None

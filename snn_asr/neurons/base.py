@@ -58,7 +58,8 @@ class SpikingNeuron(nn.Module):
         Off by default: without that cancellation nothing bounds BPTT through the membrane.
         Measured on 2 x 32 layers, 4 x 50 frames (gradient norm of the last 10 frames' spikes):
         lif 1.2e4 -> 3.5e6, v1 438 -> 3.8e4, and v2 653 -> 6.5e15 (non-finite at 200
-        frames: ``U`` closes the loop), so one TIMIT epoch of v2 with it ends in a non-finite loss.
+        frames: ``U`` closes the loop), so a one-epoch mini-TIMIT run of v2 with it ends in a
+        non-finite loss.
     dropout : float
         Probability of dropping a neuron's current for a whole sequence.
     bias : bool

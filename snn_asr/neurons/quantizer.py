@@ -227,7 +227,7 @@ class SpikeQuantizer(nn.Module):
 
     @property
     def threshold(self) -> int:
-        """Levels ``|q| <= threshold`` that do not fire; settable (a schedule may raise it in training)."""
+        """Levels ``|q| <= threshold`` that do not fire; checked against the code's levels when set."""
         return self._threshold
 
     @threshold.setter

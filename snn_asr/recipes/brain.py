@@ -44,7 +44,7 @@ from snn_asr.ops import OpsReport, count_ops
 from snn_asr.recipes.checkpoints import set_aside_broken_checkpoints
 from snn_asr.recipes.data import SubwordUnits, Units
 from snn_asr.recipes.plots import spike_raster, spike_rate_histogram, training_curves
-from snn_asr.recipes.sparsity import SpikeRatePenalty
+from snn_asr.recipes.sparsity import SpikeRatePenalty, spikes_and_valid
 
 logger = logging.getLogger(__name__)
 
@@ -567,11 +567,7 @@ def _capture(store: dict, name: str):
     """Forward hook storing a neuron layer's spikes and valid-frame mask under ``name``."""
 
     def hook(module, args, output):
-        spikes = output[0]
-        valid = args[2] if len(args) > 2 and args[2] is not None else None
-        if valid is None:
-            valid = torch.ones(spikes.shape[:2], dtype=torch.bool, device=spikes.device)
-        store[name] = (spikes, valid)
+        store[name] = spikes_and_valid(args, output)
 
     return hook
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from snn_asr.encoders.spiking_rnn import SpikingRNN, per_layer
 from snn_asr.neurons import SpikingNeuron
 
 
@@ -57,11 +58,8 @@ class SpikeRatePenalty:
         target: float | Sequence[float] = 0.0,
     ):
         names = list(layer_names(encoder).items())
-        weights, targets = _per_layer(weight, len(names)), _per_layer(target, len(names))
-        if weights is None or targets is None:
-            raise ValueError(
-                f"spike_rate_penalty and spike_rate_target take one value or one per layer ({len(names)})"
-            )
+        weights = per_layer(weight, len(names), "spike_rate_penalty", float)
+        targets = per_layer(target, len(names), "spike_rate_target", float)
         if min(weights) < 0 or not all(0 <= t < 1 for t in targets):
             raise ValueError(
                 f"spike_rate_penalty must be >= 0 (got {weight}), spike_rate_target in [0, 1) (got {target})"
@@ -70,7 +68,8 @@ class SpikeRatePenalty:
         self.targets = {name: t for (_, name), t in zip(names, targets)}
         self._captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._totals: dict[str, list[float]] = {}
-        self._hooks = [layer.register_forward_hook(self._hook(name)) for layer, name in names]
+        for layer, name in names:
+            layer.register_forward_hook(self._hook(name))
 
     @classmethod
     def of_recipe(cls, modules: nn.Module, hparams) -> SpikeRatePenalty | None:
@@ -85,10 +84,7 @@ class SpikeRatePenalty:
     def _hook(self, name: str):
         def hook(module, args, output):
             if module.training:
-                valid = args[2] if len(args) > 2 else None
-                spikes = output[0]
-                if valid is None:
-                    valid = torch.ones(spikes.shape[:2], dtype=torch.bool, device=spikes.device)
+                spikes, valid = spikes_and_valid(args, output)
                 self._captured[name] = (spikes / module.quantizer.scale, valid)
 
         return hook
@@ -126,18 +122,15 @@ class SpikeRatePenalty:
         self._totals = {}
         return rates
 
-    def remove(self) -> None:
-        """Removes the hooks."""
-        for hook in self._hooks:
-            hook.remove()
 
-
-def _per_layer(value: float | Sequence[float], layers: int) -> list[float] | None:
-    """``value`` for each layer (one for all, or one each); ``None`` for a count that does not fit."""
-    if isinstance(value, (int, float)):
-        return [float(value)] * layers
-    values = [float(v) for v in value]
-    return values if len(values) == layers else None
+def spikes_and_valid(args: tuple, output: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """A spiking layer's spikes (batch, time, hidden) and valid frames (batch, time), from a forward
+    hook's ``args`` (``x, state, valid``) and ``output``; all frames valid where none was given."""
+    spikes = output[0]
+    valid = args[2] if len(args) > 2 else None
+    if valid is None:
+        valid = torch.ones(spikes.shape[:2], dtype=torch.bool, device=spikes.device)
+    return spikes, valid
 
 
 def layer_names(encoder: nn.Module) -> dict[nn.Module, str]:
@@ -149,7 +142,7 @@ def layer_names(encoder: nn.Module) -> dict[nn.Module, str]:
     >>> list(layer_names(SpikingRNN(4, input_size=2, num_layers=2)).values())
     ['layers.0', 'layers.1']
     """
-    rnns = [m for m in encoder.modules() if hasattr(m, "stacks") and hasattr(m, "layers")]
+    rnns = [m for m in encoder.modules() if isinstance(m, SpikingRNN)]
     if len(rnns) == 1:
         return {layer: f"layers.{i}" for i, layer in enumerate(rnns[0].layers)}
     return {m: name for name, m in encoder.named_modules() if isinstance(m, SpikingNeuron)}
