@@ -95,6 +95,7 @@ def test_hparams_variants_differ_only_in_the_encoder(recipe, variant):
         # the spiking encoders' sparsity controls (snn.yaml's encoder block)
         *("threshold:", "unsigned:", "surrogate:", "detach_reset:", "spike_rate_penalty:"),
         *("spike_rate_target:", "    unsigned:", "    surrogate:", "    detach_reset:"),
+        *("spike_rate_warmup:", "input_quant_bits:", "    input_quant_bits:"),
     )
     assert changed and all(line[1:].startswith(allowed) for line in changed), changed
 

@@ -193,6 +193,20 @@ def test_penalty_gradient_is_the_mean_spike_level_and_stops_at_the_target():
     torch.testing.assert_close(first.loss(), 0.5 * levels.abs().mean())
 
 
+def test_penalty_warmup_ramps_the_weight_from_zero():
+    torch.manual_seed(4)
+    enc = SpikingRNN(16, input_size=4, num_layers=2, implementation="reference").train()
+    x = torch.randn(2, 30, 4) * 3
+    full = SpikeRatePenalty(enc, weight=0.5)
+    ramped = SpikeRatePenalty(enc, weight=0.5, warmup=4)
+    assert [ramped.start_epoch(e) for e in (1, 2, 3, 5, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
+    for epoch, factor in ((1, 0.0), (3, 0.5), (6, 1.0)):
+        ramped.start_epoch(epoch)
+        enc(x)
+        torch.testing.assert_close(ramped.loss(), factor * full.loss())
+    assert ramped.epoch_rates() == full.epoch_rates()  # rates are tallied in the warm-up too
+
+
 def test_penalty_makes_spikes_sparse():
     """Descending on the penalty alone lowers the spike rate."""
     torch.manual_seed(5)
@@ -214,6 +228,8 @@ def test_bad_penalty_settings_are_one_line():
     enc = SpikingRNN(4, input_size=2)
     with pytest.raises(ValueError, match="spike_rate_penalty must be >= 0"):
         SpikeRatePenalty(enc, weight=-1.0)
+    with pytest.raises(ValueError, match="spike_rate_warmup a whole number of epochs"):
+        SpikeRatePenalty(enc, weight=1.0, warmup=2.5)
     with pytest.raises(ValueError, match="spike_rate_penalty has 2 values for 1 layers"):
         SpikeRatePenalty(enc, weight=[1.0, 2.0])
     with pytest.raises(ValueError, match="one a layer"):

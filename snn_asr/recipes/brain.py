@@ -407,6 +407,8 @@ class ASRBrain(RecipeBrain):
         super().on_stage_start(stage, epoch)
         if stage == sb.Stage.TRAIN:
             self.epoch_started = time.monotonic()
+            if self.sparsity is not None:
+                self.sparsity.start_epoch(epoch)
         else:
             self.error_metrics = self.hparams.error_rate_computer()
 

@@ -9,9 +9,12 @@ membranes that fire. Per training batch::
     loss += sum over layers l with rate_l > target_l of weight_l * activity_l
 
 so ``target`` (default 0: always on) leaves a layer alone once it is as sparse as asked; weight and
-target are one value for every layer, or one per layer. The
-recipes' ``Brain`` adds it (YAML ``spike_rate_penalty: <weight>``, ``spike_rate_target``) and logs
-each layer's mean training rate per epoch (``history.json``, ``train_log.txt``).
+target are one value for every layer, or one per layer. ``warmup`` (epochs, default 0: the full
+weight from the first batch) ramps the weights linearly from 0 in epoch 1 to full in epoch
+``warmup + 1``, so the model leaves CTC's all-blank start before it is asked to be sparse; the ramp
+follows the epoch counter, so a resumed run continues it. The recipes' ``Brain`` adds the penalty
+(YAML ``spike_rate_penalty: <weight>``, ``spike_rate_target``, ``spike_rate_warmup``) and logs each
+layer's mean training rate per epoch (``history.json``, ``train_log.txt``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class SpikeRatePenalty:
         The penalty's weight (0: rates only), or one per layer (in ``layers.<i>`` order).
     target : float or sequence of float
         Layers at or below this spike rate are not penalised; one, or one per layer.
+    warmup : int
+        Epochs over which the weights ramp up from 0 (see :meth:`start_epoch`); 0: no ramp.
 
     Example
     -------
@@ -49,6 +54,8 @@ class SpikeRatePenalty:
     ['layers.0', 'layers.1']
     >>> penalty.loss().requires_grad  # added to the recipe's loss
     True
+    >>> SpikeRatePenalty(enc, weight=8, warmup=4).start_epoch(2)  # the weights' factor this epoch
+    0.25
     """
 
     def __init__(
@@ -56,14 +63,18 @@ class SpikeRatePenalty:
         encoder: nn.Module,
         weight: float | Sequence[float] = 0.0,
         target: float | Sequence[float] = 0.0,
+        warmup: int = 0,
     ):
         names = list(layer_names(encoder).items())
         weights = per_layer(weight, len(names), "spike_rate_penalty", float)
         targets = per_layer(target, len(names), "spike_rate_target", float)
-        if min(weights) < 0 or not all(0 <= t < 1 for t in targets):
+        if min(weights) < 0 or not all(0 <= t < 1 for t in targets) or int(warmup) != warmup or warmup < 0:
             raise ValueError(
-                f"spike_rate_penalty must be >= 0 (got {weight}), spike_rate_target in [0, 1) (got {target})"
+                f"spike_rate_penalty must be >= 0 (got {weight}), spike_rate_target in [0, 1) "
+                f"(got {target}), spike_rate_warmup a whole number of epochs >= 0 (got {warmup})"
             )
+        self.warmup = int(warmup)
+        self.ramp = 1.0  # the weights' factor in this epoch (start_epoch)
         self.weights = {name: w for (_, name), w in zip(names, weights)}
         self.targets = {name: t for (_, name), t in zip(names, targets)}
         self._captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -78,8 +89,18 @@ class SpikeRatePenalty:
         encoder = getattr(modules, "encoder", None)
         if encoder is None or not any(isinstance(m, SpikingNeuron) for m in encoder.modules()):
             return None
-        weight = getattr(hparams, "spike_rate_penalty", 0.0)
-        return cls(encoder, weight=weight, target=getattr(hparams, "spike_rate_target", 0.0))
+        return cls(
+            encoder,
+            weight=getattr(hparams, "spike_rate_penalty", 0.0),
+            target=getattr(hparams, "spike_rate_target", 0.0),
+            warmup=getattr(hparams, "spike_rate_warmup", 0),
+        )
+
+    def start_epoch(self, epoch: int) -> float:
+        """Sets and returns the weights' factor for training epoch ``epoch`` (1-based):
+        ``min(1, (epoch - 1) / warmup)``, or 1 without a warm-up."""
+        self.ramp = min(1.0, (epoch - 1) / self.warmup) if self.warmup else 1.0
+        return self.ramp
 
     def _hook(self, name: str):
         def hook(module, args, output):
@@ -112,8 +133,8 @@ class SpikeRatePenalty:
             tally = self._totals.setdefault(name, [0.0, 0])
             tally[0] += float(rate)
             tally[1] += 1
-            if self.weights[name] and float(rate) > self.targets[name]:
-                total = total.to(activity.device) + self.weights[name] * activity
+            if self.weights[name] and self.ramp and float(rate) > self.targets[name]:
+                total = total.to(activity.device) + self.ramp * self.weights[name] * activity
         return total
 
     def epoch_rates(self) -> dict[str, float]:
