@@ -131,7 +131,7 @@ def test_augmented_training_with_sparsity_controls_logs_a_finite_loss_and_rates(
     out = tmp_path / "augment"
     cmd = recipe(mini_timit, out, "--number_of_epochs", "1", "--hidden_size", "32", "--beam_size", "0")
     controls = ["--spike_rate_penalty", "0.5", "--unsigned", "True", "--threshold", "[7, 15]"]
-    controls += ["--surrogate", "firing"]
+    controls += ["--surrogate", "firing", "--input_quant_bits", "8", "--spike_rate_warmup", "2"]
     subprocess.run([*cmd, "--augment", "True", "--phone_lm_order", "0", *controls], check=True, cwd=tmp_path)
     (epoch,) = json.loads((out / "history.json").read_text())
     assert 0 < epoch["train_loss"] < 1e3
@@ -141,10 +141,15 @@ def test_augmented_training_with_sparsity_controls_logs_a_finite_loss_and_rates(
     hparams = (out / "hyperparams.yaml").read_text()
     assert "augment: true" in hparams.lower()
     assert "spike_rate_penalty: 0.5" in hparams and "surrogate: firing" in hparams
+    assert "input_quant_bits: 8" in hparams and "spike_rate_warmup: 2" in hparams
 
 
-def test_a_bad_sparsity_override_is_one_line(mini_timit, tmp_path):
+@pytest.mark.parametrize(
+    "override, message",
+    [(["--surrogate", "smooth"], "surrogate must be one of"), (["--spike_rate_warmup", "-1"], "spike_rate_warmup a whole number")],
+)
+def test_a_bad_sparsity_override_is_one_line(mini_timit, tmp_path, override, message):
     cmd = recipe(mini_timit, tmp_path / "bad", "--number_of_epochs", "1", "--hidden_size", "32")
-    result = subprocess.run([*cmd, "--surrogate", "smooth"], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run([*cmd, *override], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode != 0
-    assert "surrogate must be one of" in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
