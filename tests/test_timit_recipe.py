@@ -146,7 +146,10 @@ def test_augmented_training_with_sparsity_controls_logs_a_finite_loss_and_rates(
 
 @pytest.mark.parametrize(
     "override, message",
-    [(["--surrogate", "smooth"], "surrogate must be one of"), (["--spike_rate_warmup", "-1"], "spike_rate_warmup a whole number")],
+    [
+        (["--surrogate", "smooth"], "surrogate must be one of"),
+        (["--spike_rate_warmup", "-1"], "spike_rate_warmup a whole number"),
+    ],
 )
 def test_a_bad_sparsity_override_is_one_line(mini_timit, tmp_path, override, message):
     cmd = recipe(mini_timit, tmp_path / "bad", "--number_of_epochs", "1", "--hidden_size", "32")
