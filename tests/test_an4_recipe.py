@@ -62,3 +62,19 @@ def test_an4_learns_real_speech_from_74_speakers(tmp_path):
     # (AMD EPYC, 2 threads, 2026-12-02): test WER 78.9 (beam 4), 76.2 with the 3-gram, CER 56.2;
     # 12 s an epoch, 156 s in all.
     assert wer[""] < 95 and wer["_ngram"] < 85 and cer < 70, (wer, cer)
+
+    # the character RNNLM on the subset's transcripts, with this model's tokenizer; then the finished
+    # run decodes test once more with it (N-best rescoring), training nothing
+    lm = tmp_path / "rnnlm"
+    lm_command = [
+        sys.executable, str(REPO / "recipes" / "AN4" / "train_lm.py"), "hparams/lm.yaml",
+        "--data_folder", str(data), "--output_folder", str(lm), "--dev_utterances", "34",
+        "--tokenizer_file", str(out / "save" / "31_char.model"), "--number_of_epochs", "3",
+    ]  # fmt: skip
+    done = subprocess.run(lm_command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "valid perplexity" in (lm / "train_log.txt").read_text()
+    done = subprocess.run([*command, "--rnnlm_folder", str(lm)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rescored = json.loads((out / "wer_test_rnnlm.json").read_text())["speechbrain"]["wer"]
+    assert rescored < 95, rescored

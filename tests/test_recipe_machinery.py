@@ -223,3 +223,26 @@ def test_ddp_starts_every_rank_from_rank_0s_buffers(tmp_path):
     rank0, rank1 = found["ranks"]
     assert rank1["after_update"][0] != rank0["after_update"][0]  # step 1: each rank's batch moved its copy
     assert rank1["at_forward"][1] == rank0["after_update"][0]  # step 2 began from rank 0's statistics
+
+
+def test_same_vocabulary_is_the_tokens_not_the_bytes(tmp_path):
+    """Char tokenizers trained on one text in two folders differ in bytes (each records its input's
+    path) but are the same tokens; another vocabulary is not."""
+    import sentencepiece
+
+    from snn_asr.recipes.checkpoints import same_vocabulary
+
+    text = "".join(f"{w}\n" for w in ["A B C", "ENTER ONE TWO", "RUBOUT G M", "NO YES STOP"] * 20)
+    models = {}
+    for name, extra in (("one", ""), ("two", ""), ("other", "ZULU\n")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "text.txt").write_text(text + extra)
+        sentencepiece.SentencePieceTrainer.train(
+            input=str(folder / "text.txt"), model_prefix=str(folder / "m"), model_type="char",
+            vocab_size=40, hard_vocab_limit=False, minloglevel=2,
+        )  # fmt: skip
+        models[name] = folder / "m.model"
+    assert models["one"].read_bytes() != models["two"].read_bytes()
+    assert same_vocabulary(models["one"], models["two"])
+    assert not same_vocabulary(models["one"], models["other"])

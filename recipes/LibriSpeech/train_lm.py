@@ -17,17 +17,7 @@ Run::
 Authors: snn-asr developers (structure after SpeechBrain's LibriSpeech LM recipe).
 """
 
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-from snn_asr.recipes.cli import main_guard
-from snn_asr.recipes.run import run_lm_recipe
-
-RECIPE_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(RECIPE_DIR))
-from train import DATA_HINT, prepare  # noqa: E402
+from snn_asr.recipes.run import lm_recipe_main
 
 if __name__ == "__main__":
-    main_guard(lambda: run_lm_recipe(RECIPE_DIR, DATA_HINT, prepare))
+    lm_recipe_main(__file__)

@@ -170,3 +170,17 @@ def tokenizer_problem(path: Path) -> str | None:
     except (RuntimeError, OSError):  # sentencepiece: "Internal: could not parse ModelProto", or unreadable
         return f"{Path(path).name} is corrupt (not a sentencepiece model)"
     return None
+
+
+def same_vocabulary(first: Path, second: Path) -> bool:
+    """Whether two sentencepiece models have the same pieces, ids and scores (so the same tokens).
+
+    Not the same bytes: a model records its training input's path, so one trained on the same
+    transcripts in another output folder differs in bytes only there.
+    """
+
+    def vocabulary(path: Path) -> list[tuple[str, float]]:
+        sp = sentencepiece.SentencePieceProcessor(model_file=str(path))
+        return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+
+    return vocabulary(first) == vocabulary(second)

@@ -15,7 +15,6 @@ The LM's tokens must be the ASR model's: train it with the ASR model's tokenizer
 from __future__ import annotations
 
 import copy
-import filecmp
 import math
 from io import StringIO
 from pathlib import Path
@@ -27,7 +26,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.decoders.scorer import RescorerBuilder, RNNLMRescorer, RNNLMScorer, ScorerBuilder
 
 from snn_asr.recipes.brain import RecipeBrain
-from snn_asr.recipes.checkpoints import sound_checkpoint, tokenizer_problem
+from snn_asr.recipes.checkpoints import same_vocabulary, sound_checkpoint, tokenizer_problem
 
 
 class LMBrain(RecipeBrain):
@@ -101,9 +100,10 @@ def load_rnnlm(folder: str | Path, key: str = "lm_model") -> tuple[torch.nn.Modu
 
 
 def load_rnnlm_for(folder: str | Path, tokenizer_file: str | Path) -> torch.nn.Module:
-    """The LM of :func:`load_rnnlm`; a one-line ``ValueError`` unless it was trained on ``tokenizer_file``."""
+    """The LM of :func:`load_rnnlm`; a one-line ``ValueError`` unless it was trained on the tokens of
+    ``tokenizer_file`` (:func:`~snn_asr.recipes.checkpoints.same_vocabulary`)."""
     lm, lm_tokenizer = load_rnnlm(folder)
-    if not filecmp.cmp(lm_tokenizer, tokenizer_file, shallow=False):
+    if not same_vocabulary(Path(lm_tokenizer), Path(tokenizer_file)):
         raise ValueError(
             f"the RNNLM in {folder} was trained with tokenizer {lm_tokenizer}, not this model's "
             f"{tokenizer_file}: train it with --tokenizer_file {tokenizer_file}"

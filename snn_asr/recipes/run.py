@@ -22,7 +22,7 @@ flow for the RNNLM (``recipes/LibriSpeech/train_lm.py``).
 
 from __future__ import annotations
 
-import filecmp
+import importlib.util
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -35,8 +35,8 @@ import torch
 from speechbrain.utils.distributed import run_on_main
 
 from snn_asr.recipes.brain import ASRBrain, ctc_beam_searcher
-from snn_asr.recipes.checkpoints import tokenizer_problem
-from snn_asr.recipes.cli import start_experiment
+from snn_asr.recipes.checkpoints import same_vocabulary, tokenizer_problem
+from snn_asr.recipes.cli import main_guard, start_experiment
 from snn_asr.recipes.data import SubwordUnits, Units, asr_datasets, text_datasets
 from snn_asr.recipes.ngram import arpa_from_manifest
 from snn_asr.recipes.rnnlm import LMBrain, load_rnnlm_for, rnnlm_rescorer, with_rnnlm
@@ -123,17 +123,14 @@ class ASRRecipe:
             brain.test_search = ctc_beam_searcher(hparams, units.vocabulary())
         brain.fit_and_test(datasets["train"], datasets["dev"], tests)
         arpa = self.ngram_file(hparams, units) if ctc_beam else None
+        ngram = {"kenlm_model_path": arpa, "alpha": hparams["lm_weight"], "beta": hparams["lm_bonus"]}
         if arpa:
-            brain.test_search = ctc_beam_searcher(
-                hparams,
-                units.vocabulary(),
-                kenlm_model_path=arpa,
-                alpha=hparams["lm_weight"],
-                beta=hparams["lm_bonus"],
-            )
+            brain.test_search = ctc_beam_searcher(hparams, units.vocabulary(), **ngram)
             brain.test(tests, suffix=self.ngram.suffix)
         if lm is not None:
             decode_with_rnnlm(brain, lm, hparams, tests)
+            if arpa:  # the n-gram in the beam, then the RNNLM over its N-best: both LMs
+                decode_with_rnnlm(brain, lm, hparams, tests, ngram=ngram, suffix=f"{self.ngram.suffix}_rnnlm")
 
     def ngram_file(self, hparams: dict, units: Units) -> str | None:
         """The ARPA n-gram for beam search: the YAML's ready one, or one of the training transcripts."""
@@ -154,21 +151,32 @@ def _tokenizer_file(units: Units) -> str:
     return units.model_file
 
 
-def decode_with_rnnlm(brain: ASRBrain, lm: torch.nn.Module, hparams: dict, tests: dict) -> None:
-    """Decodes ``tests`` again with the RNNLM ``lm``; writes ``wer_<split>_rnnlm.txt``.
+def decode_with_rnnlm(
+    brain: ASRBrain,
+    lm: torch.nn.Module,
+    hparams: dict,
+    tests: dict,
+    ngram: dict | None = None,
+    suffix: str = "_rnnlm",
+) -> None:
+    """Decodes ``tests`` again with the RNNLM ``lm``; writes ``wer_<split><suffix>.txt``.
 
-    CTC models: N-best rescoring of the CTC prefix beam search (``rnnlm_topk`` hypotheses);
+    CTC models: N-best rescoring of the CTC prefix beam search (``rnnlm_topk`` hypotheses), whose
+    beam also holds the kenlm n-gram given as ``ngram`` (``CTCPrefixBeamSearcher`` options);
     attention models: shallow fusion in the YAML's ``test_search``.
     """
     lm.to(brain.device)
     if brain.attention:
         brain.test_search = with_rnnlm(hparams["test_search"], lm, hparams["rnnlm_weight"])
     else:
-        brain.test_search = ctc_beam_searcher(hparams, brain.units.vocabulary(), topk=hparams["rnnlm_topk"])
+        brain.test_search = ctc_beam_searcher(
+            hparams, brain.units.vocabulary(), topk=hparams["rnnlm_topk"], **(ngram or {})
+        )
         brain.rescorer = rnnlm_rescorer(
             lm, brain.units.sp, hparams["rnnlm_weight"], hparams["bos_index"], hparams["eos_index"]
         )
-    brain.test(tests, suffix="_rnnlm")
+    brain.test(tests, suffix=suffix)
+    brain.rescorer = None
 
 
 def lm_tokenizer(hparams: dict) -> sentencepiece.SentencePieceProcessor:
@@ -197,7 +205,7 @@ def lm_tokenizer(hparams: dict) -> sentencepiece.SentencePieceProcessor:
             f"{kept}: {problem}; it should be the copy of {given} this LM was trained "
             f"with: copy {given} over it"
         )
-    elif not filecmp.cmp(kept, given, shallow=False):
+    elif not same_vocabulary(kept, Path(given)):
         raise ValueError(
             f"the LM in {hparams['output_folder']} was trained with another tokenizer ({kept}) than "
             f"{given}: pass a new --output_folder"
@@ -231,3 +239,14 @@ def run_lm_recipe(
         valid_loader_kwargs=hparams["valid_dataloader_opts"],
     )
     brain.evaluate(datasets["dev"], min_key="loss", test_loader_kwargs=hparams["valid_dataloader_opts"])
+
+
+def lm_recipe_main(recipe_file: str | Path) -> None:
+    """A recipe's ``train_lm.py``: :func:`run_lm_recipe` on the ``DATA_HINT`` and ``prepare`` of the
+    ``train.py`` beside ``recipe_file``, its errors one line (:func:`~snn_asr.recipes.cli.main_guard`)."""
+    folder = Path(recipe_file).resolve().parent
+    sys.path.insert(0, str(folder))  # train.py imports its <corpus>_prepare.py from there
+    spec = importlib.util.spec_from_file_location(f"{folder.name}_train", folder / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    main_guard(lambda: run_lm_recipe(folder, train.DATA_HINT, train.prepare))
