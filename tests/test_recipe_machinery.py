@@ -16,6 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from snn_asr.dataio import DataError, atomic_write_text, write_manifest
@@ -129,6 +131,25 @@ def test_history_appends_epochs_and_sets_an_unreadable_one_aside(tmp_path, caplo
     assert [h["epoch"] for h in json.loads(history.read_text())] == [3]
     assert (tmp_path / "history.json.unreadable").read_text() == ""
     assert "history.json was not readable JSON: set aside as history.json.unreadable" in caplog.text
+
+
+@pytest.mark.parametrize("spec_augment", [False, True])
+def test_spec_augment_masks_training_features_only_when_on(spec_augment):
+    """AN4's ``fea_augment`` (time and frequency masks) runs in training with ``spec_augment: True``."""
+    with open(ROOT / "recipes" / "AN4" / "hparams" / "snn.yaml") as f:
+        hparams = load_hyperpyyaml(f, {"data_folder": "unused", "spec_augment": spec_augment})
+    seen = []
+    encoder = lambda x, lengths: (seen.append(x) or x, None)  # noqa: E731  (records its input)
+    brain = SimpleNamespace(
+        hparams=SimpleNamespace(**hparams), modules=SimpleNamespace(normalize=lambda x, _: x, encoder=encoder)
+    )
+    brain.masking = lambda stage: ASRBrain.masking(brain, stage)
+    brain.hparams.compute_features = lambda wavs: torch.randn(4, 200, 40).abs() + 1
+    lens = torch.ones(4)
+    for stage in (sb.Stage.VALID, sb.Stage.TEST, sb.Stage.TRAIN):
+        ASRBrain.encode(brain, torch.zeros(4, 32000), lens, stage)
+    masked = [(x == 0).any(-1).any(-1).all().item() for x in seen]
+    assert masked == [False, False, spec_augment]
 
 
 def test_unknown_characters_are_unk_not_the_ctc_blank(tmp_path):

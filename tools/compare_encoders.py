@@ -3,8 +3,10 @@
 
 Each model is one ``hparams/<name>.yaml`` of the recipe, run as
 ``recipes/<recipe>/train.py hparams/<name>.yaml --data_folder DATA --output_folder OUT/<name>``
-plus the shared overrides given after ``--``. A finished run resumes from its checkpoints,
-so rerunning only tabulates. With ``--seeds``, each model trains once per seed
+plus the shared overrides given after ``--``, logged to ``OUT/logs``; ``--jobs 2`` trains two
+runs at a time, one thread each, seed by seed. A finished run is not trained again and a
+killed one resumes from its checkpoints, so rerunning only tabulates. With ``--seeds``, each
+model trains once per seed
 (``OUT/<model>/<seed>``) and each figure is the seeds' ``mean ± sd`` (with ``--table-only``,
 over the seeds that have finished; the ``seeds`` column says how many). The table holds, per
 model: dev and test error (and CER where the recipe writes it) without and with the LM (or the
@@ -20,7 +22,7 @@ Run::
     python tools/compare_encoders.py LibriSpeech data/digits results/compare_digits \\
         --models snn lstm gru -- --hidden_size 256 --vocab_size 24 --test_splits "[test-clean]"
     python tools/compare_encoders.py AN4 ../shared/data/an4 results/AN4 \\
-        --models snn snn_v1 lif lstm gru --seeds 1234 1235 1236
+        --models snn snn_v1 lif lstm gru --seeds 1234 1235 1236 --jobs 2
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +153,31 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def train_all(jobs: list[tuple[str, list[str]]], parallel: int) -> None:
+    """Runs the commands, ``parallel`` at a time (one thread each when more than one); exits on a failure."""
+    env = dict(os.environ)
+    if parallel > 1:
+        env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < parallel:
+            log, command = pending.pop(0)
+            print("$", " ".join(command), f"> {log}", flush=True)
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as out:
+                running.append(
+                    (log, subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
+                )
+        time.sleep(2)
+        for log, process in list(running):
+            if process.poll() is not None:
+                running.remove((log, process))
+                if process.returncode:
+                    for _, other in running:
+                        other.terminate()
+                    sys.exit(f"error: a run failed (see {log}); rerun to resume it")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -168,21 +196,30 @@ def main(argv: list[str] | None = None) -> None:
         "--seeds", nargs="+", type=int, help="train each model once per seed, in OUT/<model>/<seed>"
     )
     parser.add_argument("--table-only", action="store_true", help="tabulate existing runs, train nothing")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (logs in OUT/logs)")
     args = parser.parse_args(argv)
-    rows = []
-    for name in args.models:
-        summaries = []
-        for seed in args.seeds or [None]:
-            run = args.out / name if seed is None else args.out / name / str(seed)
-            seeded = [] if seed is None else ["--seed", str(seed)]
-            if not args.table_only:
+
+    def folder(name: str, seed: int | None) -> Path:
+        return args.out / name if seed is None else args.out / name / str(seed)
+
+    if not args.table_only:
+        jobs = []
+        for seed in args.seeds or [None]:  # seed by seed: a cut-short run leaves whole seeds
+            for name in args.models:
+                run, seeded = folder(name, seed), [] if seed is None else ["--seed", str(seed)]
                 command = [
                     sys.executable, str(ROOT / "recipes" / args.recipe / "train.py"), f"hparams/{name}.yaml",
                     "--data_folder", str(args.data_folder), "--output_folder", str(run), *seeded, *overrides,
                 ]  # fmt: skip
-                print("$", " ".join(command), flush=True)
-                if subprocess.run(command, env=os.environ).returncode:
-                    sys.exit(f"error: training {name} failed (see above); rerun to resume it")
+                log = args.out / "logs" / ("-".join(run.relative_to(args.out).parts) + ".log")
+                if not finished(args.recipe, run):
+                    jobs.append((str(log), command))
+        train_all(jobs, args.jobs)
+    rows = []
+    for name in args.models:
+        summaries = []
+        for seed in args.seeds or [None]:
+            run = folder(name, seed)
             done = finished(args.recipe, run)
             if not done and args.table_only and seed is not None:
                 print(f"warning: {str(run)!r} is not finished: left out of {name}'s row", file=sys.stderr)

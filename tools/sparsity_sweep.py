@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_encoders import SPLITS, aggregate, finished, markdown, summarize  # noqa: E402
+from compare_encoders import SPLITS, aggregate, finished, markdown, summarize, train_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.10
@@ -54,31 +51,6 @@ def parse_point(text: str) -> tuple[str, list[str]]:
             f"error: --points takes NAME=OVERRIDES (e.g. 'pen0.5=--spike_rate_penalty 0.5'), got {text!r}"
         )
     return name, shlex.split(overrides)
-
-
-def train_all(jobs: list[tuple[str, list[str]]], parallel: int) -> None:
-    """Runs the commands, ``parallel`` at a time (one thread each when more than one); exits on a failure."""
-    env = dict(os.environ)
-    if parallel > 1:
-        env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    pending, running = list(jobs), []
-    while pending or running:
-        while pending and len(running) < parallel:
-            log, command = pending.pop(0)
-            print("$", " ".join(command), f"> {log}", flush=True)
-            Path(log).parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "a", encoding="utf-8") as out:
-                running.append(
-                    (log, subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
-                )
-        time.sleep(2)
-        for log, process in list(running):
-            if process.poll() is not None:
-                running.remove((log, process))
-                if process.returncode:
-                    for _, other in running:
-                        other.terminate()
-                    sys.exit(f"error: a run failed (see {log}); rerun to resume it")
 
 
 def points_of(rows: list[dict], metric: str, split: str, kinds: dict[str, str]) -> list[dict]:

@@ -321,15 +321,25 @@ class ASRBrain(RecipeBrain):
         """Whether this stage's waveforms go through the YAML's ``wav_augment`` (``augment: True``)."""
         return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))
 
+    def masking(self, stage) -> bool:
+        """Whether this stage's features go through the YAML's ``fea_augment`` (``spec_augment: True``).
+
+        ``fea_augment`` masks time and frequency bands of the normalised Fbank (SpecAugment, with
+        SpeechBrain's ``SpectrogramDrop``); it keeps the batch, so the labels need no replicating.
+        """
+        return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "spec_augment", False))
+
     @property
     def attention(self) -> bool:
         """Whether the YAML defines an attentional decoder (joint CTC/attention)."""
         return hasattr(self.modules, "dec")
 
-    def encode(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
-        """Features -> normalisation -> encoder: (batch, samples) -> (batch, frames, hidden)."""
+    def encode(self, wavs: torch.Tensor, wav_lens: torch.Tensor, stage=None) -> torch.Tensor:
+        """Features -> normalisation -> (masking) -> encoder: (batch, samples) -> (batch, frames, hidden)."""
         feats = self.hparams.compute_features(wavs)
         feats = self.modules.normalize(feats, wav_lens)
+        if self.masking(stage):
+            feats, _ = self.hparams.fea_augment(feats, wav_lens)
         # ``encoder_lengths: False`` (the LSTM/GRU YAMLs): a unidirectional RNN's outputs at real
         # frames never see the padding after them, so SpeechBrain's packing (what it does when
         # given lengths) changes nothing we score and only costs time: ~6x per step on CPU.
@@ -342,7 +352,7 @@ class ASRBrain(RecipeBrain):
         wavs, wav_lens = batch.sig
         if self.augmenting(stage):
             wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
-        encoded = self.encode(wavs, wav_lens)
+        encoded = self.encode(wavs, wav_lens, stage)
         out = {"p_ctc": self.hparams.log_softmax(self.modules.ctc_lin(encoded)), "wav_lens": wav_lens}
         if self.attention:
             tokens_bos, _ = batch.tokens_bos
