@@ -44,7 +44,7 @@ METRIC = {"TIMIT": "PER", "LibriSpeech": "WER", "AN4": "WER"}
 LM_SUFFIXES = {
     "TIMIT": {"": "", "+phone LM": "_phone_lm"},
     "LibriSpeech": {"": "", "+n-gram": "_ngram", "+RNNLM": "_rnnlm"},
-    "AN4": {"": "", "+n-gram": "_ngram", "+RNNLM": "_rnnlm"},
+    "AN4": {"": "", "+n-gram": "_ngram", "+RNNLM": "_rnnlm", "+n-gram+RNNLM": "_ngram_rnnlm"},
 }
 
 
