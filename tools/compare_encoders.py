@@ -83,12 +83,15 @@ def encoder_parameters(run: Path) -> int:
     return count_parameters(hparams["encoder"])
 
 
-def summarize(recipe: str, run: Path) -> dict:
-    """One run's figures from its files: error rates by column, parameters, op counts, timing."""
+def summarize(recipe: str, run: Path, lms: list[str] | None = None) -> dict:
+    """One run's figures from its files: error rates by column (of the ``lms`` labels of
+    :data:`LM_SUFFIXES`, all by default), parameters, op counts, timing."""
     dev, test = SPLITS[recipe]
     row: dict = {}
     for split in (dev, test):
         for lm, suffix in LM_SUFFIXES[recipe].items():
+            if lms is not None and (lm or "none") not in lms:
+                continue
             for name, value in (error_rates(run, split, suffix) or {}).items():
                 if name == "cer_nospace" and split == dev:
                     continue  # the test set's is enough to compare with systems that count no spaces
@@ -197,7 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--table-only", action="store_true", help="tabulate existing runs, train nothing")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (logs in OUT/logs)")
+    parser.add_argument(
+        "--lms", nargs="+", help="the LM columns to show (none +n-gram ...; default: all the recipe writes)"
+    )
     args = parser.parse_args(argv)
+    known = {lm or "none" for lm in LM_SUFFIXES[args.recipe]}
+    if args.lms and not set(args.lms) <= known:
+        parser.error(f"--lms takes some of: {' '.join(sorted(known))}")
 
     def folder(name: str, seed: int | None) -> Path:
         return args.out / name if seed is None else args.out / name / str(seed)
@@ -229,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"error: {str(run)!r} holds no finished run of {name} (no history.json or ops file); "
                     "train it first (drop --table-only), or leave it out of --models"
                 )
-            summaries.append(summarize(args.recipe, run))
+            summaries.append(summarize(args.recipe, run, args.lms))
         if not summaries:
             sys.exit(f"error: no seed of {name} has finished in {str(args.out / name)!r}; train it first")
         rows.append(aggregate(name, summaries))
