@@ -48,3 +48,41 @@ def test_a_bad_point_or_no_finished_run_is_one_line(tmp_path):
         sweep.parse_point("--spike_rate_penalty 2")
     with pytest.raises(SystemExit, match="no finished run"):
         sweep.main(["AN4", str(tmp_path), str(tmp_path), "--table-only", "--points", "a="])
+
+
+compare = sweep.sys.modules["compare_encoders"]  # imported by the sweep, from tools/
+
+
+def test_compare_encoders_shows_the_lm_columns_asked_for(tmp_path, capsys):
+    fake_run(
+        tmp_path / "snn" / "1", {"dev": 40.0, "dev_ngram": 30.0, "test": 38.0, "test_ngram": 28.0}, 0.2, {}
+    )
+    base = ["AN4", str(tmp_path), str(tmp_path), "--models", "snn", "--seeds", "1", "--table-only"]
+    compare.main(base)
+    assert "test WER +n-gram" in (tmp_path / "table.md").read_text()
+    compare.main([*base, "--lms", "none"])
+    table = (tmp_path / "table.md").read_text()
+    assert "test WER" in table and "+n-gram" not in table
+    with pytest.raises(SystemExit):
+        compare.main([*base, "--lms", "+4-gram"])
+    assert "--lms takes some of: +RNNLM +n-gram +n-gram+RNNLM none" in capsys.readouterr().err
+
+
+def test_runs_go_two_at_a_time_and_a_failure_stops_them_in_one_line(tmp_path):
+    started = tmp_path / "started"
+    started.mkdir()
+    # each run marks itself started, then waits (10 s at most) for a second one to be running
+    step = (
+        "import pathlib, sys, time; p = pathlib.Path(sys.argv[1])\n"
+        "(p / sys.argv[2]).touch(); t = time.time()\n"
+        "while len(list(p.iterdir())) < 2 and time.time() - t < 10: time.sleep(0.05)\n"
+        "print(len(list(p.iterdir())))"
+    )
+    python = sweep.sys.executable
+    jobs = [(str(tmp_path / f"{i}.log"), [python, "-c", step, str(started), str(i)]) for i in range(3)]
+    compare.train_all(jobs, 2)
+    counts = [int((tmp_path / f"{i}.log").read_text()) for i in range(3)]
+    assert counts[0] >= 2 and counts[1] >= 2 and counts[2] == 3, counts  # one at a time: 1 after 10 s
+    bad = [(str(tmp_path / "bad.log"), [python, "-c", "raise SystemExit(3)"])]
+    with pytest.raises(SystemExit, match=r"error: a run failed \(see .*bad.log\); rerun to resume it"):
+        compare.train_all(bad, 2)
