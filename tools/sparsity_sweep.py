@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1234])
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
     parser.add_argument("--table-only", action="store_true", help="tabulate finished runs, train nothing")
+    parser.add_argument("--lms", nargs="+", help="the table's LM columns, as compare_encoders' --lms")
     argv = sys.argv[1:] if argv is None else argv
     shared = argv[argv.index("--") + 1 :] if "--" in argv else []  # overrides for every run
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name, _ in grid:
         runs = [args.out / name / str(seed) for seed in args.seeds]
-        done = [summarize(args.recipe, run) for run in runs if finished(args.recipe, run)]
+        done = [summarize(args.recipe, run, args.lms) for run in runs if finished(args.recipe, run)]
         if done:
             rows.append(aggregate(name, done))
         else:
