@@ -322,11 +322,8 @@ class ASRBrain(RecipeBrain):
         return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "augment", False))
 
     def masking(self, stage) -> bool:
-        """Whether this stage's features go through the YAML's ``fea_augment`` (``spec_augment: True``).
-
-        ``fea_augment`` masks time and frequency bands of the normalised Fbank (SpecAugment, with
-        SpeechBrain's ``SpectrogramDrop``); it keeps the batch, so the labels need no replicating.
-        """
+        """Whether this stage's features go through ``fea_augment`` (``spec_augment: True``): time and
+        frequency masks of the normalised Fbank (SpecAugment); the batch and its labels stay as they are."""
         return stage == sb.Stage.TRAIN and bool(getattr(self.hparams, "spec_augment", False))
 
     @property
