@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_a_bad_point_or_no_finished_run_is_one_line(tmp_path):
         sweep.main(["AN4", str(tmp_path), str(tmp_path), "--table-only", "--points", "a="])
 
 
-compare = sweep.sys.modules["compare_encoders"]  # imported by the sweep, from tools/
+compare = sys.modules["compare_encoders"]  # imported by the sweep, from tools/
 
 
 def test_compare_encoders_shows_the_lm_columns_asked_for(tmp_path, capsys):
@@ -78,7 +79,7 @@ def test_runs_go_two_at_a_time_and_a_failure_stops_them_in_one_line(tmp_path):
         "while len(list(p.iterdir())) < 2 and time.time() - t < 10: time.sleep(0.05)\n"
         "print(len(list(p.iterdir())))"
     )
-    python = sweep.sys.executable
+    python = sys.executable
     jobs = [(str(tmp_path / f"{i}.log"), [python, "-c", step, str(started), str(i)]) for i in range(3)]
     compare.train_all(jobs, 2)
     counts = [int((tmp_path / f"{i}.log").read_text()) for i in range(3)]

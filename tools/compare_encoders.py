@@ -156,6 +156,13 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def check_lms(parser: argparse.ArgumentParser, recipe: str, lms: list[str] | None) -> None:
+    """A usage error unless ``--lms`` names LM columns of the recipe's (``none`` for no LM)."""
+    known = {lm or "none" for lm in LM_SUFFIXES[recipe]}
+    if lms and not set(lms) <= known:
+        parser.error(f"--lms takes some of: {' '.join(sorted(known))}")
+
+
 def train_all(jobs: list[tuple[str, list[str]]], parallel: int) -> None:
     """Runs the commands, ``parallel`` at a time (one thread each when more than one); exits on a failure."""
     env = dict(os.environ)
@@ -204,9 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         "--lms", nargs="+", help="the LM columns to show (none +n-gram ...; default: all the recipe writes)"
     )
     args = parser.parse_args(argv)
-    known = {lm or "none" for lm in LM_SUFFIXES[args.recipe]}
-    if args.lms and not set(args.lms) <= known:
-        parser.error(f"--lms takes some of: {' '.join(sorted(known))}")
+    check_lms(parser, args.recipe, args.lms)
 
     def folder(name: str, seed: int | None) -> Path:
         return args.out / name if seed is None else args.out / name / str(seed)

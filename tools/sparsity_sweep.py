@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_encoders import SPLITS, aggregate, finished, markdown, summarize, train_all  # noqa: E402
+from compare_encoders import SPLITS, aggregate, check_lms, finished, markdown, summarize, train_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.10
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     shared = argv[argv.index("--") + 1 :] if "--" in argv else []  # overrides for every run
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    check_lms(parser, args.recipe, args.lms)
     grid = [parse_point(p) for p in args.points] + [(stem, []) for stem in args.baselines]
     kinds = {name: "sweep" for name, _ in grid} | {stem: "baseline" for stem in args.baselines}
     train = ROOT / "recipes" / args.recipe / "train.py"
