@@ -217,8 +217,14 @@ def test_the_bundled_an4_models_decode_as_their_folders_say(capsys, name):
     from snn_asr.inference import SpikingASR
 
     model = REPO / "pretrained" / name
-    assert SpikingASR.from_hparams(source=str(model)).folder_decoding() == (16, model / "lm.arpa")
+    asr = SpikingASR.from_hparams(source=str(model))
+    assert asr.folder_decoding() == (16, model / "lm.arpa") and asr.folder_rnnlm() is not None
     clips = sorted((REPO / "tests" / "data" / "an4-samples").glob("*.wav"))  # AN4 test speakers
     status, default, err = run_cli(capsys, model, *clips)
     assert status == 0 and err == [] and all(line.split("\t")[1] for line in default.splitlines()), err
-    assert default == run_cli(capsys, model, *clips, "--beam", "16", "--lm", model / "lm.arpa")[1]
+    explicit = "--beam", "16", "--lm", model / "lm.arpa", "--rnnlm-weight", asr.hparams.rnnlm_weight
+    assert default == run_cli(capsys, model, *clips, *explicit)[1]
+    status, plain, _ = run_cli(capsys, model, *clips, "--no-rnnlm")
+    assert status == 0 and all(line.split("\t")[1] for line in plain.splitlines())
+    status, mixed, _ = run_cli(capsys, model, clips[0], "--no-rnnlm", *clips[1:])  # inputs after options
+    assert status == 0 and mixed == plain

@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jiwer
 import pytest
 import sentencepiece
 import torch
 from corpora import make_digits
 
+from snn_asr.dataio import read_manifest
+from snn_asr.inference import SpikingASR
+from snn_asr.inference.cli import main as snn_asr_cli
 from snn_asr.recipes.rnnlm import load_rnnlm, rnnlm_rescorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +109,45 @@ def test_ctc_nbest_rescoring_writes_rnnlm_wer(trained):
     assert wer(asr / "wer_test-clean_rnnlm.txt") >= 0
     check = json.loads((asr / "wer_test-clean_rnnlm.json").read_text())
     assert check["agree"] and check["speechbrain"]["edits"] == check["jiwer"]["edits"]
+
+
+def test_an_exported_folder_rescores_with_its_rnnlm_as_the_recipe_did(trained, tmp_path, capsys):
+    """tools/export_model.py --rnnlm_folder bundles the LM; snn-asr's default decoding then scores
+    what the recipe's N-best rescoring scored, and --no-rnnlm what its plain beam search did."""
+    data, asr, lm = trained
+    run("train.py", "hparams/snn.yaml", data, asr, *ASR, "--ngram_order", "0", "--rnnlm_folder", str(lm))
+    folder = tmp_path / "model"
+    export = [sys.executable, str(ROOT / "tools" / "export_model.py"), str(asr), str(folder)]
+    proc = subprocess.run(
+        [*export, "--rnnlm_folder", str(tmp_path / "no_lm")], capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+    assert "pass the output folder of the LM recipe" in proc.stderr and not folder.exists()
+    proc = subprocess.run([*export, "--rnnlm_folder", str(lm)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rnnlm: !ref <rnnlm>" in (folder / "hyperparams.yaml").read_text()
+    model = SpikingASR.from_hparams(source=str(folder))
+    bundled, trained_lm = model.folder_rnnlm(), load_rnnlm(lm)[0]
+    assert bundled is not None and bundled.state_dict().keys() == trained_lm.state_dict().keys()
+    assert all(
+        torch.equal(a, b) for a, b in zip(bundled.state_dict().values(), trained_lm.state_dict().values())
+    )
+    rows = read_manifest(asr / "save" / "test-clean.csv").values()
+    files, refs = [row["wav"] for row in rows], [row["wrd"] for row in rows]
+
+    def cli_wer(*options: str) -> float:
+        assert snn_asr_cli(["transcribe", str(folder), *files, *options]) == 0
+        hyps = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
+        return 100 * jiwer.wer(refs, [hyps[f] for f in files])
+
+    assert cli_wer() == pytest.approx(wer(asr / "wer_test-clean_rnnlm.txt"), abs=0.01)
+    assert cli_wer("--no-rnnlm") == pytest.approx(wer(asr / "wer_test-clean.txt"), abs=0.01)
+    model.set_decoder(4, rnnlm=bundled)
+    assert model.rescorer is not None and model.searcher.topk == model.hparams.rnnlm_topk
+    model.set_decoder(0)
+    assert model.rescorer is None
+    with pytest.raises(ValueError, match="needs beam search"):
+        model.set_decoder(0, rnnlm=bundled)
 
 
 def test_rescorer_ranks_by_the_lm_as_its_weight_grows(trained):

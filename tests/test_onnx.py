@@ -195,3 +195,19 @@ def test_the_folder_carries_sherpa_onnx_metadata_and_tokens(onnx_digits):
 def test_report_on_the_onnxruntime_backend_says_it_has_no_op_counts(onnx_digits, capsys):
     assert snn_asr_main(["transcribe", str(onnx_digits), str(FILES[0]), "--report"]) == 0
     assert "no op counts (the encoder is not torch's here" in capsys.readouterr().err
+
+
+def test_an_onnx_folder_keeps_the_torch_folders_rnnlm_and_decodes_with_it(tmp_path, capsys):
+    """The LMs stay decoders' (kenlm, the torch RNNLM): the ONNX copy of pretrained/snn-an4 re-ranks
+    its N-best with the same RNNLM, so it decodes the AN4 samples as the torch folder does."""
+    out = tmp_path / "snn-an4-onnx"
+    export(AN4, out)
+    capsys.readouterr()  # the exporter's "wrote ..." line
+    assert (out / "rnnlm.ckpt").read_bytes() == (AN4 / "rnnlm.ckpt").read_bytes()
+    assert SpikingASR.from_hparams(source=str(out)).folder_rnnlm() is not None
+    clips = sorted((REPO / "tests" / "data" / "an4-samples").glob("*.wav"))
+    texts = {}
+    for name, model in (("torch", AN4), ("onnx", out)):
+        assert snn_asr_main(["transcribe", str(model), *map(str, clips)]) == 0
+        texts[name] = capsys.readouterr().out
+    assert texts["onnx"] == texts["torch"] and len(texts["torch"].splitlines()) == len(clips)

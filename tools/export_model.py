@@ -17,6 +17,10 @@ checkpoint of ``save/CKPT+*`` (lowest ``error_rate``) and writes to the model fo
 - ``model.ckpt`` (``ModuleList[enc, ctc_lin]``), ``normalizer.ckpt`` (global Fbank statistics);
 - ``tokenizer.ckpt``: the run's sentencepiece model (LibriSpeech) or 48-phone label encoder (TIMIT);
 - ``lm.arpa``: the n-gram the recipe built for beam search, if any;
+- ``rnnlm.ckpt``, with ``--rnnlm_folder``: the weights of an RNNLM of ``recipes/<Corpus>/train_lm.py``
+  trained with the run's tokenizer (its lowest-dev-loss checkpoint); the YAML gains its definition
+  (``rnnlm``) and the run's ``rnnlm_weight``/``rnnlm_topk``: ``snn-asr transcribe`` re-ranks the
+  beam's N-best list with it, as the recipe's ``wer_test_rnnlm.txt`` was scored;
 - ``README.md``: model card with training data, error rates (``wer_*.txt``) and op counts
   (``ops_*.json``) of the run.
 
@@ -34,15 +38,19 @@ import sys
 from pathlib import Path
 
 import ruamel.yaml
+import torch
 from hyperpyyaml import resolve_references
 from speechbrain.utils.checkpoints import Checkpointer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # snn_asr without installing
 from snn_asr.dataio import DataError, read_manifest  # noqa: E402
-from snn_asr.inference.asr import CHAIN_YAML, LM_FILE  # noqa: E402
+from snn_asr.inference.asr import CHAIN_YAML, LM_FILE, RNNLM_FILE  # noqa: E402
+from snn_asr.recipes.rnnlm import load_rnnlm_for  # noqa: E402
 
 PARTS = ("compute_features", "normalize", "encoder", "ctc_lin", "log_softmax")
+RNNLM_SCALARS = {"rnnlm_weight": 0.25, "rnnlm_topk": 8, "bos_index": 1, "eos_index": 2}
+"""Copied from the run's YAML when an RNNLM is exported (these defaults where it has none)."""
 SCALARS = {"sample_rate": 16000, "blank_index": 0, "beam_size": 0, "lm_weight": 0.5, "lm_bonus": 1.0}
 """Copied from the run's YAML (these defaults where it has none): ``beam_size``, ``lm_weight`` and
 ``lm_bonus`` are the decoding ``snn-asr transcribe`` uses unless told otherwise."""
@@ -114,7 +122,7 @@ def load_run_yaml(text: str) -> dict:
     return ruamel.yaml.YAML().load(resolve_references(text).getvalue())
 
 
-def inference_yaml(hparams: dict, tokenizer: str, header: str) -> str:
+def inference_yaml(hparams: dict, tokenizer: str, header: str, rnnlm: dict | None = None) -> str:
     """The inference ``hyperparams.yaml`` from a run's training YAML (:func:`load_run_yaml`).
 
     Example
@@ -146,9 +154,15 @@ def inference_yaml(hparams: dict, tokenizer: str, header: str) -> str:
     for key in PARTS:
         _strip_comments(hparams[key])
         out["enc" if key == "encoder" else key] = hparams[key]
+    if rnnlm is not None:  # the LM recipe's lm_model: built here, its weights loaded from rnnlm.ckpt
+        out.update((key, hparams.get(key, value)) for key, value in RNNLM_SCALARS.items())
+        _strip_comments(rnnlm)
+        out["rnnlm"] = rnnlm
     buffer = io.StringIO()
     ruamel.yaml.YAML().dump(out, buffer)
     wiring = WIRING.format(tokenizer=tokenizer, chain=CHAIN_YAML)
+    if rnnlm is not None:
+        wiring += "        rnnlm: !ref <rnnlm>\n"
     if streaming_applies(hparams, tokenizer):
         wiring = wiring.replace(
             "    encoder: !ref <encoder>\n", "    encoder: !ref <encoder>\n" + STREAMING_MODULES
@@ -204,9 +218,17 @@ def run_metrics(run: Path) -> tuple[list[tuple[str, str]], dict[str, dict]]:
     return errors, ops
 
 
-def model_card(run: Path, hparams: dict, ckpt, tokenizer: str, lm: Path | None, notes: str = "") -> str:
+def model_card(
+    run: Path,
+    hparams: dict,
+    ckpt,
+    tokenizer: str,
+    lm: Path | None,
+    notes: str = "",
+    rnnlm: Path | None = None,
+) -> str:
     """README.md of the model folder; ``notes`` (Markdown: where the data came from, how it was
-    trained, its licence) go first under "Training data"."""
+    trained, its licence) go first under "Training data"; ``rnnlm``: the LM run exported with it."""
     save = run / "save"
     train = read_manifest(save / "train.csv") if (save / "train.csv").is_file() else {}
     hours = sum(row["duration"] for row in train.values()) / 3600
@@ -258,10 +280,19 @@ def model_card(run: Path, hparams: dict, ckpt, tokenizer: str, lm: Path | None, 
         "",
         f"The command decodes as the folder says: beam {hparams.get('beam_size', 0) or 0}"
         + (f" with its n-gram `{LM_FILE}`" if lm and hparams.get("beam_size") else "")
-        + " (`--beam 0` for greedy, `--no-lm` without the n-gram).",
+        + (
+            f", its {hparams.get('rnnlm_topk', 8)} best re-ranked by the RNNLM `{RNNLM_FILE}` "
+            f"(weight {hparams.get('rnnlm_weight', 0.25)})"
+            if rnnlm and hparams.get("beam_size")
+            else ""
+        )
+        + " (`--beam 0` for greedy, `--no-lm` without the n-gram"
+        + (", `--no-rnnlm` without the RNNLM" if rnnlm else "")
+        + ").",
         "",
         "Files: `hyperparams.yaml`, `model.ckpt`, `normalizer.ckpt`, `tokenizer.ckpt`"
         + (f", `{LM_FILE}` (n-gram of the recipe: {lm.name})" if lm else "")
+        + (f", `{RNNLM_FILE}` (RNNLM of `{portable_path(rnnlm)}`)" if rnnlm else "")
         + ". See docs/inference.md of snn-asr.",
         "",
     ]
@@ -291,7 +322,9 @@ def portable_path(path: Path) -> str:
     return Path(*path.parts[-2:]).as_posix()
 
 
-def export(run: Path, model_dir: Path, overwrite: bool = False, notes: str = "") -> Path:
+def export(
+    run: Path, model_dir: Path, overwrite: bool = False, notes: str = "", rnnlm_folder: Path | None = None
+) -> Path:
     """Writes the model folder of recipe run ``run`` to ``model_dir`` (see the module docstring)."""
     hparams_file, save = run / "hyperparams.yaml", run / "save"
     if not hparams_file.is_file() or not save.is_dir():
@@ -304,6 +337,14 @@ def export(run: Path, model_dir: Path, overwrite: bool = False, notes: str = "")
     ckpt = best_checkpoint(save)
     tokenizer_file, tokenizer_yaml, tokenizer_desc = find_tokenizer(save, hparams)
     lm = find_lm(save, hparams)
+    rnnlm = rnnlm_yaml = None
+    if rnnlm_folder is not None:
+        try:
+            rnnlm = load_rnnlm_for(rnnlm_folder, tokenizer_file)
+        except (FileNotFoundError, ValueError) as err:
+            raise fail(str(err)) from None
+        lm_run = load_run_yaml((rnnlm_folder / "hyperparams.yaml").read_text(encoding="utf-8"))
+        rnnlm_yaml = lm_run["lm_model"]
     header = (
         f"# snn-asr pretrained model, inference only: exported from {portable_path(run)}\n"
         f"# (checkpoint {ckpt.path.name}) by tools/export_model.py. Load with\n"
@@ -311,14 +352,16 @@ def export(run: Path, model_dir: Path, overwrite: bool = False, notes: str = "")
     )
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / "hyperparams.yaml").write_text(
-        inference_yaml(hparams, tokenizer_yaml, header), encoding="utf-8"
+        inference_yaml(hparams, tokenizer_yaml, header, rnnlm_yaml), encoding="utf-8"
     )
     for name in ("model.ckpt", "normalizer.ckpt"):
         shutil.copyfile(ckpt.path / name, model_dir / name)
     shutil.copyfile(tokenizer_file, model_dir / "tokenizer.ckpt")
     if lm:
         shutil.copyfile(lm, model_dir / LM_FILE)
-    card = model_card(run, hparams, ckpt, tokenizer_desc, lm, notes)
+    if rnnlm is not None:
+        torch.save(rnnlm.state_dict(), model_dir / RNNLM_FILE)
+    card = model_card(run, hparams, ckpt, tokenizer_desc, lm, notes, rnnlm_folder)
     (model_dir / "README.md").write_text(card, encoding="utf-8")
     return model_dir
 
@@ -331,10 +374,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--notes", type=Path, help="Markdown for the card: the data's origin, training, licence"
     )
+    parser.add_argument(
+        "--rnnlm_folder",
+        type=Path,
+        help="train_lm.py's output folder (the run's tokenizer): bundle its RNNLM",
+    )
     args = parser.parse_args(argv)
     try:
         notes = args.notes.read_text(encoding="utf-8") if args.notes else ""
-        out = export(args.run, args.model_dir, args.overwrite, notes)
+        out = export(args.run, args.model_dir, args.overwrite, notes, args.rnnlm_folder)
     except (OSError, DataError) as err:
         raise fail(str(err)) from None
     print(f"exported {args.run} to {out}")

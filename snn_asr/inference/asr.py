@@ -3,7 +3,8 @@
 A model folder (written by ``tools/export_model.py``) is laid out like a SpeechBrain model card:
 ``hyperparams.yaml`` (inference only), ``model.ckpt`` (``ModuleList[enc, ctc_lin]``),
 ``normalizer.ckpt`` (frozen global Fbank statistics), ``tokenizer.ckpt`` (a sentencepiece model
-or a ``CTCTextEncoder`` label file), optionally ``lm.arpa`` (the recipe's n-gram) and a
+or a ``CTCTextEncoder`` label file), optionally ``lm.arpa`` (the recipe's n-gram), ``rnnlm.ckpt``
+(a character RNNLM that re-ranks the beam's N-best list, built by the YAML's ``rnnlm``) and a
 ``README.md`` model card. Its ``encoder`` is a ``LengthsCapableSequential`` of
 ``compute_features -> normalize -> enc -> ctc_lin -> log_softmax``, so SpeechBrain's stock
 ``speechbrain.inference.ASR.EncoderASR`` loads and runs it too (greedy CTC).
@@ -41,10 +42,13 @@ from snn_asr.dispatch import event_driven_stream, prepare
 from snn_asr.inference.fbank_stream import MIN_CHUNK_FRAMES, fbank_context_frames, fbank_frames
 from snn_asr.inference.trust import UntrustedModelError, check_model_yaml
 from snn_asr.ops import OpsReport, count_ops
+from snn_asr.recipes.rnnlm import rnnlm_rescorer
 
 __all__ = [
     "CHAIN_YAML",
     "LM_FILE",
+    "RNNLM_FILE",
+    "RNNLM_KEYS",
     "MIN_CHUNK_FRAMES",
     "ModelError",
     "Segment",
@@ -54,6 +58,9 @@ __all__ = [
 ]
 
 LM_FILE = "lm.arpa"
+RNNLM_FILE = "rnnlm.ckpt"
+RNNLM_KEYS = ("rnnlm_weight", "rnnlm_topk", "bos_index", "eos_index", "rnnlm")
+"""A folder's RNNLM entries: its rescoring weight and N-best size, the LM's sentence ids, the LM."""
 CHAIN_YAML = """encoder: !new:speechbrain.nnet.containers.LengthsCapableSequential
     compute_features: !ref <compute_features>
     normalize: !ref <normalize>
@@ -191,6 +198,7 @@ class SpikingASR(EncoderASR):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.searcher: CTCPrefixBeamSearcher | None = None
+        self.rescorer = None  # SpeechBrain's RescorerBuilder over the folder's RNNLM, if set_decoder used it
 
     @classmethod
     def from_hparams(
@@ -250,6 +258,16 @@ class SpikingASR(EncoderASR):
         beam = int(getattr(self.hparams, "beam_size", 0) or 0)
         lm = self.folder / LM_FILE if self.folder is not None else None
         return beam, lm if beam > 0 and lm is not None and lm.is_file() else None
+
+    def folder_rnnlm(self) -> nn.Module | None:
+        """The folder's RNNLM (its YAML's ``rnnlm``, weights from ``rnnlm.ckpt``), or ``None``.
+
+        Example
+        -------
+        >>> SpikingASR.from_hparams(source="pretrained/snn-digits").folder_rnnlm() is None
+        True
+        """
+        return getattr(self.hparams, "rnnlm", None)
 
     # ------------------------------------------------------------------ model facts
     @property
@@ -316,14 +334,19 @@ class SpikingASR(EncoderASR):
         lm_path: str | os.PathLike | None = None,
         lm_weight: float | None = None,
         lm_bonus: float | None = None,
+        rnnlm: nn.Module | None = None,
+        rnnlm_weight: float | None = None,
     ) -> None:
-        """Greedy CTC (``beam_size=0``) or SpeechBrain's ``CTCPrefixBeamSearcher``, optionally with kenlm.
+        """Greedy CTC (``beam_size=0``) or SpeechBrain's ``CTCPrefixBeamSearcher``, optionally with kenlm
+        and an RNNLM (e.g. :meth:`folder_rnnlm`) re-ranking its ``rnnlm_topk`` best hypotheses.
 
-        ``lm_weight``/``lm_bonus`` (the searcher's ``alpha``/``beta``) default to the recipe's values.
+        ``lm_weight``/``lm_bonus`` (the searcher's ``alpha``/``beta``) and ``rnnlm_weight`` default
+        to the recipe's values.
         """
+        self.rescorer = None
         if beam_size <= 0:
-            if lm_path:
-                raise ValueError("an n-gram LM needs beam search: pass a beam size > 0")
+            if lm_path or rnnlm is not None:
+                raise ValueError("a language model needs beam search: pass a beam size > 0")
             self.searcher = None
             return
         lm_options = {}
@@ -335,6 +358,11 @@ class SpikingASR(EncoderASR):
                 "alpha": self.hparams.lm_weight if lm_weight is None else lm_weight,
                 "beta": self.hparams.lm_bonus if lm_bonus is None else lm_bonus,
             }
+        if rnnlm is not None:
+            weight = self.hparams.rnnlm_weight if rnnlm_weight is None else rnnlm_weight
+            bos, eos = self.hparams.bos_index, self.hparams.eos_index
+            self.rescorer = rnnlm_rescorer(rnnlm.to(self.device).eval(), self.tokenizer, weight, bos, eos)
+            lm_options["topk"] = self.hparams.rnnlm_topk
         self.searcher = CTCPrefixBeamSearcher(
             blank_index=self.blank_index, vocab_list=self.vocabulary(), beam_size=beam_size, **lm_options
         )
@@ -362,7 +390,11 @@ class SpikingASR(EncoderASR):
 
     def _beam(self, log_probs: torch.Tensor, duration: float, shift: float) -> Transcript:
         """Transcript of the best beam for (frames, vocab) log-probabilities ``shift`` seconds apart."""
-        hyp = self.searcher(log_probs[None], torch.ones(1))[0][0]
+        nbest = self.searcher(log_probs[None], torch.ones(1))[0]
+        hyp = nbest[0]
+        if self.rescorer is not None:  # the N-best re-ranked by beam score + weight * RNNLM log-prob
+            ranked, _ = self.rescorer.rescore([[h.text for h in nbest]], [[h.lm_score for h in nbest]])
+            hyp = next(h for h in nbest if h.text == ranked[0][0])
         words = [Segment(w, s * shift, e * shift) for w, (s, e) in hyp.text_frames or []]
         return Transcript(hyp.text, words, [], duration)
 

@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-weight", type=float, help="LM weight alpha (default: the recipe's lm_weight)")
     p.add_argument("--lm-bonus", type=float, help="word bonus beta (default: the recipe's lm_bonus)")
     p.add_argument(
+        "--no-rnnlm", action="store_true", help="beam search without re-ranking by the folder's RNNLM"
+    )
+    p.add_argument("--rnnlm-weight", type=float, help="RNNLM weight (default: the recipe's rnnlm_weight)")
+    p.add_argument(
         "--chunk-seconds",
         type=float,
         default=30.0,
@@ -336,8 +340,9 @@ def transcribe(args: argparse.Namespace, out: TextIO) -> int:
     beam, lm = asr.folder_decoding()  # the folder's own settings, unless told otherwise
     beam = beam if args.beam is None else args.beam
     lm = args.lm or (None if args.no_lm or beam <= 0 else lm)
+    rnnlm = None if args.no_rnnlm or beam <= 0 else asr.folder_rnnlm()
     with quiet_stderr() as noise:  # kenlm's C++ loader prints a progress bar of stars on fd 2
-        asr.set_decoder(beam, lm, args.lm_weight, args.lm_bonus)
+        asr.set_decoder(beam, lm, args.lm_weight, args.lm_bonus, rnnlm, args.rnnlm_weight)
     if any("rror" in line for line in noise):
         raise DataError(
             f"the n-gram {str(lm)!r} did not load ({' '.join(noise)[:160]}); pass a valid ARPA file"
@@ -517,7 +522,14 @@ def _progress(paths: list[str]) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snn-asr`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Inputs after options (``transcribe MODEL --no-lm a.wav``): argparse (before Python 3.12) ends
+    # the ``inputs`` list at the first option, and its intermixed parsing refuses subcommands.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "transcribe" and not any(e.startswith("-") and e != STDIN for e in extra):
+        args.inputs = [*args.inputs, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # SpeechBrain's kenlm scorer warns that a small LM (a recipe's n-gram of its own transcripts)
     # has few unigrams: true of every bundled model, and nothing the user can act on. A filter,
     # not a level: SpeechBrain sets its loggers' levels when it is imported, later than this.

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from snn_asr.encoders.spiking_rnn import SpikingRNN
-from snn_asr.inference.asr import CHAIN_YAML, LM_FILE, SpikingASR
+from snn_asr.inference.asr import CHAIN_YAML, LM_FILE, RNNLM_FILE, RNNLM_KEYS, SpikingASR
 from snn_asr.inference.onnx_runtime import (
     FEATURES,
     LOG_PROBS,
@@ -119,14 +119,16 @@ def _onnx_yaml(model_yaml: Path, header: str) -> str:
     yaml = ruamel.yaml.YAML()
     source = yaml.load(model_yaml.read_text(encoding="utf-8"))
     kept = ruamel.yaml.comments.CommentedMap((key, source[key]) for key in COPIED if key in source)
+    kept.update((key, source[key]) for key in RNNLM_KEYS if "rnnlm" in source and key in source)
     buffer = io.StringIO()
     yaml.dump(kept, buffer)
-    return header + buffer.getvalue() + WIRING
+    rnnlm = "        rnnlm: !ref <rnnlm>\n" if "rnnlm" in source else ""  # a torch LM, as kenlm is C++
+    return header + buffer.getvalue() + WIRING + rnnlm
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) -> Path:
     """Writes ``out_dir``: ``model.onnx``, ``hyperparams.yaml``, the tokenizer, ``tokens.txt``, the
-    n-gram and card where the model folder has them. Returns ``out_dir/model.onnx``.
+    n-gram, RNNLM and card where the model folder has them. Returns ``out_dir/model.onnx``.
 
     Raises a one-line ``ValueError`` for a model it cannot export (not a unidirectional
     ``SpikingRNN``). The export is checked: onnxruntime runs the graph on another length and batch.
@@ -173,7 +175,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, opset: int = OPSET) 
     )
     (out_dir / "hyperparams.yaml").write_text(_onnx_yaml(model_dir / "hyperparams.yaml", header))
     shutil.copyfile(model_dir / "tokenizer.ckpt", out_dir / "tokenizer.ckpt")
-    for name in (LM_FILE, "README.md"):
+    for name in (LM_FILE, RNNLM_FILE, "README.md"):
         if (model_dir / name).is_file():
             shutil.copyfile(model_dir / name, out_dir / name)
     (out_dir / "tokens.txt").write_text(_tokens_txt(asr))

@@ -93,7 +93,7 @@ def serve(
     """Loads ``model_dir`` and serves its page at ``http://host:port`` (returns the page if not ``block``)."""
     asr = SpikingASR.from_hparams(source=model_dir, local_only=True, trust_code=trust_code)
     beam, lm = asr.folder_decoding()
-    asr.set_decoder(beam, lm)
+    asr.set_decoder(beam, lm, rnnlm=asr.folder_rnnlm() if beam > 0 else None)
     page = build_demo(asr, title=f"snn-asr: {Path(model_dir).name}")
     page.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True)
     return page
